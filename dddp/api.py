@@ -1,0 +1,133 @@
+"""The public API: declare collections, publications and methods in your app's ddp.py.
+
+    from dddp.api import API, Collection, Publication
+
+    class Book(Collection):
+        model = models.Book
+
+    class AllBooks(Publication):
+        queries = [models.Book.objects.all()]
+
+    API.register([Book, AllBooks])
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, Iterable, Sequence
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+from dddp.methods import ConnectionInfo, Method, MethodInvocation, method
+from dddp.protocol.errors import MeteorError, match_failed
+
+__all__ = [
+    "API",
+    "Collection",
+    "ConnectionInfo",
+    "MeteorError",
+    "Method",
+    "MethodInvocation",
+    "Publication",
+    "Registry",
+    "method",
+]
+
+
+class Collection:
+    """A Django model published as the DDP collection `app_label.model_name`."""
+
+    model: ClassVar[type[models.Model]]
+    #: The DDP collection name; by default the model's `app_label.model_name`.
+    name: ClassVar[str | None] = None
+
+    @classmethod
+    def collection_name(cls) -> str:
+        return cls.name or cls.model._meta.label_lower
+
+
+class Publication:
+    """A named set of querysets a client subscribes to.
+
+    Give `queries` (a list of querysets), or override `get_queries(self, *params)`
+    to build them from the subscription's parameters and `self.user_id`.
+    """
+
+    #: The name clients subscribe to; by default the class name.
+    name: ClassVar[str | None] = None
+    queries: ClassVar[Sequence[models.QuerySet[Any]] | None] = None
+
+    def __init__(self, user_id: Any = None):
+        self.user_id = user_id
+
+    @classmethod
+    def publication_name(cls) -> str:
+        return cls.name or cls.__name__
+
+    def get_queries(self, *params: Any) -> list[models.QuerySet[Any]]:
+        if self.queries is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs `queries` or a `get_queries()` method"
+            )
+        return [query.all() for query in self.queries]  # .all(): a fresh, uncached copy
+
+    @classmethod
+    def check_params(cls, params: Sequence[Any]) -> None:
+        """Raise 400 "Match failed" when `params` do not fit `get_queries` (D-43)."""
+        try:
+            inspect.signature(cls.get_queries).bind(None, *params)
+        except TypeError as exc:
+            raise match_failed(str(exc)) from None
+
+
+class Registry:
+    """Every collection, publication and method this project offers over DDP."""
+
+    def __init__(self) -> None:
+        self.collections: dict[str, type[Collection]] = {}
+        self.publications: dict[str, type[Publication]] = {}
+        self.methods: dict[str, Method] = {}
+
+    def register(self, items: Iterable[Any]) -> None:
+        """Register Collection and Publication subclasses and `@method` functions."""
+        for item in items:
+            if inspect.isclass(item) and issubclass(item, Collection):
+                if not (inspect.isclass(getattr(item, "model", None)) and issubclass(item.model, models.Model)):
+                    raise ImproperlyConfigured(f"{item.__name__}.model must be a Django model class")
+                self._add(self.collections, item.collection_name(), item, "collection")
+            elif inspect.isclass(item) and issubclass(item, Publication):
+                self._add(self.publications, item.publication_name(), item, "publication")
+            elif isinstance(item, Method):
+                self._add(self.methods, item.name, item, "method")
+            else:
+                raise TypeError(
+                    "API.register() takes Collection and Publication subclasses and "
+                    f"@method functions; got {item!r}"
+                )
+
+    def method(self, func: Any = None, *, name: str | None = None) -> Any:
+        """Decorator: make a function a DDP method and register it at once."""
+        if func is None:
+            return lambda f: self.method(f, name=name)
+        found = method(func, name=name)
+        self.register([found])
+        return found
+
+    @staticmethod
+    def _add(table: dict[str, Any], name: str, item: Any, kind: str) -> None:
+        existing = table.get(name)
+        # The same definition imported again (autoreload, a test re-import) replaces itself.
+        same = existing is not None and _qualified_name(existing) == _qualified_name(item)
+        if existing is not None and not same:
+            raise ImproperlyConfigured(f"two {kind}s are registered as {name!r}: {existing!r} and {item!r}")
+        table[name] = item
+
+
+def _qualified_name(item: Any) -> str:
+    target = getattr(item, "func", item)
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+#: The project-wide registry that `ddp.py` modules register into.
+API = Registry()

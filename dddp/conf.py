@@ -1,0 +1,52 @@
+"""dddp's settings: `DDDP_*` names in the Django settings, with their defaults here.
+
+Read them as `dddp_settings.MAX_MESSAGE_SIZE`; the value comes from
+`settings.DDDP_MAX_MESSAGE_SIZE` when the project sets it. Values are read on
+each access so tests can override them with Django's `override_settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+#: Every setting dddp reads, with its safe default and a one-line meaning.
+DEFAULTS: dict[str, tuple[Any, str]] = {
+    "MAX_MESSAGE_SIZE": (
+        1024 * 1024,
+        "largest DDP message, in bytes, a client may send; a larger one closes its connection (1009)",
+    ),
+    "MAX_SEND_QUEUE_BYTES": (
+        16 * 1024 * 1024,
+        "bytes queued for one client before it counts as too slow and is disconnected",
+    ),
+    "HEARTBEAT_INTERVAL": (
+        15.0,
+        "seconds of client silence before the server pings it (D-22); 0 disables",
+    ),
+    "HEARTBEAT_TIMEOUT": (
+        15.0,
+        "seconds to wait for any message after a server ping before closing (D-22)",
+    ),
+    "METHOD_WORKERS": (
+        8,
+        "methods run at once per server process; each worker holds one database connection",
+    ),
+    "SHUTDOWN_TIMEOUT": (
+        10.0,
+        "seconds a graceful shutdown waits for running methods before closing sockets",
+    ),
+}
+
+
+class DDDPSettings:
+    """Attribute access to the `DDDP_*` settings, falling back to `DEFAULTS`."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"dddp has no setting named {name!r}")
+        return getattr(settings, f"DDDP_{name}", DEFAULTS[name][0])
+
+
+dddp_settings = DDDPSettings()

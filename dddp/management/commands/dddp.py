@@ -1,0 +1,41 @@
+"""`manage.py dddp`: runs the dddp server for this project, with the same options.
+
+By the time a management command runs, manage.py has imported Django, too
+late for gevent's monkey-patching, which must come first. So the command
+replaces this process with `python -m dddp`, passing on the settings module
+and the Python path, and the server patches before it imports Django.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from dddp.server.options import build_parser
+
+
+class Command(BaseCommand):
+    help = build_parser().description or ""
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        prog = f"{os.path.basename(argv[0])} {argv[1]}"
+        args = argv[2:]
+        env = dict(os.environ)
+        env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
+        # manage.py's directory (sys.path[0]) holds the project's packages.
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep)))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(
+            sys.executable,
+            [sys.executable, "-c", "import sys; from dddp.server.main import main; sys.exit(main(prog=sys.argv[1], argv=sys.argv[2:]))", prog, *args],
+            env,
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:  # pragma: no cover - replaced by run_from_argv
+        raise RuntimeError("manage.py dddp runs through run_from_argv")

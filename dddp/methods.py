@@ -1,0 +1,127 @@
+"""DDP methods: registering a Python function as a method, and calling it for a client.
+
+A method is a function whose first argument is the invocation (Meteor's `this`):
+
+    @API.method
+    def add_book(this, title, author_id):
+        if this.user_id is None:
+            raise MeteorError(403, "Log in to add books")
+        ...
+
+The remaining arguments are the client's `params`, EJSON-decoded. The return
+value is sent as the `result`; raise `MeteorError` to send a client-safe error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from django.db import transaction
+
+from dddp.protocol.errors import MeteorError, internal_server_error, match_failed, method_not_found
+
+logger = logging.getLogger("dddp.methods")
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a method may know about the client's connection."""
+
+    id: str
+    client_address: str = ""
+    http_headers: dict[str, str] = field(default_factory=dict)
+
+
+class MethodInvocation:
+    """The `this` of a method call: who calls, on which connection, with which seed."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        connection: ConnectionInfo,
+        user_id: Any = None,
+        random_seed: str | None = None,
+        set_user_id: Callable[[Any], None] | None = None,
+    ):
+        self.name = name
+        self.connection = connection
+        self.user_id = user_id
+        self.random_seed = random_seed
+        self._set_user_id = set_user_id
+        self.is_simulation = False  # server-side code never simulates
+
+    @property
+    def user(self) -> Any:
+        """The logged-in Django user, or None; loaded once per invocation."""
+        if self.user_id is None:
+            return None
+        if not hasattr(self, "_user"):
+            from django.contrib.auth import get_user_model
+
+            self._user = get_user_model()._default_manager.filter(pk=self.user_id).first()
+        return self._user
+
+    def set_user_id(self, user_id: Any) -> None:
+        """Log the connection in (or out, with None), as Meteor's `this.setUserId`."""
+        if self._set_user_id is None:
+            raise RuntimeError("this connection does not support logging in")
+        self._set_user_id(user_id)
+        self.user_id = user_id
+        self.__dict__.pop("_user", None)
+
+
+class Method:
+    """A Python function registered as a DDP method under `name`."""
+
+    def __init__(self, func: Callable[..., Any], name: str | None = None):
+        if not callable(func):
+            raise TypeError(f"a DDP method must be callable, got {func!r}")
+        self.func = func
+        self.name = name or func.__name__
+        self.signature = inspect.signature(func)
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __call__(self, this: MethodInvocation, *params: Any) -> Any:
+        return self.func(this, *params)
+
+    def __repr__(self) -> str:
+        return f"<DDP method {self.name!r}>"
+
+    def check_params(self, params: Sequence[Any]) -> None:
+        """Raise 400 "Match failed" when `params` do not fit the function (D-43)."""
+        try:
+            self.signature.bind(None, *params)
+        except TypeError as exc:
+            raise match_failed(str(exc)) from None
+
+
+def method(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Mark a function as a DDP method; use as `@method` or `@method(name="books.add")`."""
+    if func is None:
+        return lambda f: Method(f, name)
+    return Method(func, name)
+
+
+def call_method(found: Method | None, name: str, params: Sequence[Any], this: MethodInvocation) -> Any:
+    """Run a method for a client; return its result or raise the MeteorError to send.
+
+    The method runs in one database transaction: if it raises, none of its writes
+    are kept. An exception that is not a MeteorError is logged once with its
+    traceback and reaches the client as 500 "Internal server error" (D-42).
+    """
+    if found is None:
+        raise method_not_found(name)
+    found.check_params(params)
+    try:
+        with transaction.atomic():
+            return found.func(this, *params)
+    except MeteorError:
+        raise
+    except Exception as exc:
+        logger.exception("DDP method %r raised %s", name, type(exc).__name__)
+        raise internal_server_error() from exc

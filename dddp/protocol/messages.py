@@ -1,0 +1,195 @@
+"""DDP messages: parsing what clients send, and the texts the server sends.
+
+Client side: `parse_client_message` turns a frame's text into a `ClientMessage`
+or raises `BadMessage` with Meteor's exact `reason` (table 1.4). Typed requests
+(`Subscribe`, `CallMethod`...) are built by `validate_*` once the connection knows
+the message is allowed in its state.
+
+Server side: one function per message kind returning the JSON text. Only
+`fields`, `params` and `result` carry EJSON (D-3); everything else is plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from dddp.protocol import ejson
+from dddp.protocol.errors import MeteorError
+
+# --- client to server ---------------------------------------------------------
+
+
+class BadMessage(Exception):
+    """A client message that gets the protocol's `error` reply (table 1.4, D-30)."""
+
+    def __init__(self, reason: str, offending: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.offending = offending
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    """A parsed client message: `raw` as received (plain JSON), `params` EJSON-decoded."""
+
+    msg: str
+    raw: dict[str, Any]
+    params: Any = None
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    """`sub`: start publication `name` with `params` under the client's `id` (1.6)."""
+
+    id: str
+    name: str
+    params: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """`unsub`: stop subscription `id`; Meteor does not validate it (D-32)."""
+
+    id: Any
+
+
+@dataclass(frozen=True)
+class CallMethod:
+    """`method`: call `name` with `params`; `random_seed` seeds reproducible ids (D-85)."""
+
+    id: str
+    name: str
+    params: list[Any] = field(default_factory=list)
+    random_seed: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity literals are not JSON; a JS client never sends them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Parse one frame's text; raise `BadMessage` as Meteor's server would (table 1.4)."""
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise BadMessage("Bad request") from None
+    if not isinstance(raw, dict):
+        raise BadMessage("Bad request")
+    params = None
+    if "params" in raw:
+        try:
+            params = ejson.from_json_value(raw["params"])
+        except (ejson.EJSONDecodeError, RecursionError):
+            raise BadMessage("Parse error") from None
+    msg = raw.get("msg")
+    if not msg or not isinstance(msg, str):
+        raise BadMessage("Bad request", raw)
+    return ClientMessage(msg, raw, params)
+
+
+def validate_subscribe(message: ClientMessage) -> Subscribe:
+    """A `sub` needs string `id` and `name`, and `params` (if any) an array."""
+    raw = message.raw
+    if (
+        not isinstance(raw.get("id"), str)
+        or not isinstance(raw.get("name"), str)
+        or ("params" in raw and not isinstance(raw["params"], list))
+    ):
+        raise BadMessage("Malformed subscription", raw)
+    return Subscribe(raw["id"], raw["name"], message.params or [])
+
+
+def validate_method(message: ClientMessage) -> CallMethod:
+    """A `method` needs string `id` and `method`, array `params`, string `randomSeed`."""
+    raw = message.raw
+    if (
+        not isinstance(raw.get("id"), str)
+        or not isinstance(raw.get("method"), str)
+        or ("params" in raw and not isinstance(raw["params"], list))
+        or ("randomSeed" in raw and not isinstance(raw["randomSeed"], str))
+    ):
+        raise BadMessage("Malformed method invocation", raw)
+    return CallMethod(raw["id"], raw["method"], message.params or [], raw.get("randomSeed"))
+
+
+# --- server to client ---------------------------------------------------------
+
+
+def encode(message: dict[str, Any]) -> str:
+    """The compact JSON text of a message whose EJSON parts are already encoded."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def connected(session: str) -> str:
+    return encode({"msg": "connected", "session": session})
+
+
+def failed(version: str) -> str:
+    return encode({"msg": "failed", "version": version})
+
+
+def ping(id: Any = None) -> str:
+    return encode({"msg": "ping"} if id is None else {"msg": "ping", "id": id})
+
+
+def pong(id: Any = None) -> str:
+    return encode({"msg": "pong"} if id is None else {"msg": "pong", "id": id})
+
+
+def error(reason: str, offending: dict[str, Any] | None = None) -> str:
+    if offending is None:
+        return encode({"msg": "error", "reason": reason})
+    return encode({"msg": "error", "reason": reason, "offendingMessage": offending})
+
+
+def nosub(id: Any, err: MeteorError | None = None) -> str:
+    if err is None:
+        return encode({"msg": "nosub", "id": id})
+    return encode({"msg": "nosub", "id": id, "error": err.to_wire()})
+
+
+def ready(sub_ids: Sequence[str]) -> str:
+    return encode({"msg": "ready", "subs": list(sub_ids)})
+
+
+def added(collection: str, id: str, fields: dict[str, Any]) -> str:
+    message: dict[str, Any] = {"msg": "added", "collection": collection, "id": id}
+    if fields:  # D-52: fields omitted when empty
+        message["fields"] = ejson.to_json_value(fields)
+    return encode(message)
+
+
+def changed(
+    collection: str, id: str, fields: dict[str, Any], cleared: Iterable[str] = ()
+) -> str:
+    message: dict[str, Any] = {"msg": "changed", "collection": collection, "id": id}
+    if fields:
+        message["fields"] = ejson.to_json_value(fields)
+    cleared = list(cleared)
+    if cleared:
+        message["cleared"] = cleared
+    if len(message) == 3:
+        raise ValueError("a changed message needs fields or cleared (D-58)")
+    return encode(message)
+
+
+def removed(collection: str, id: str) -> str:
+    return encode({"msg": "removed", "collection": collection, "id": id})
+
+
+def result(id: str, value: Any = None) -> str:
+    """A method's successful `result`; None (JS undefined) omits the key (1.7)."""
+    if value is None:
+        return encode({"msg": "result", "id": id})
+    return encode({"msg": "result", "id": id, "result": ejson.to_json_value(value)})
+
+
+def result_error(id: str, err: MeteorError) -> str:
+    return encode({"msg": "result", "id": id, "error": err.to_wire()})
+
+
+def updated(method_ids: Sequence[str]) -> str:
+    return encode({"msg": "updated", "methods": list(method_ids)})

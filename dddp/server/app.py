@@ -1,0 +1,113 @@
+"""The WSGI application the server runs: DDP at /websocket, Django everywhere else."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+import gevent
+
+from dddp.api import Registry
+from dddp.server.session import Session
+from dddp.server.websocket import CLOSE_POLICY_VIOLATION, WebSocketTransport
+from dddp.server.workers import WorkerPool
+
+logger = logging.getLogger("dddp.server")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+#: Raw WebSocket DDP endpoints, as Meteor's server has them (S-4).
+WEBSOCKET_PATHS = ("/websocket", "/websocket/")
+
+
+class DDPServer:
+    """Routes requests, keeps the live sessions and their heartbeats, shuts down cleanly."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        django_app: WSGIApp | None,
+        max_message_size: int,
+        max_send_queue_bytes: int,
+        heartbeat_interval: float,
+        heartbeat_timeout: float,
+        method_workers: int,
+    ):
+        self.registry = registry
+        self.django_app = django_app
+        self.max_message_size = max_message_size
+        self.max_send_queue_bytes = max_send_queue_bytes
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.workers = WorkerPool(method_workers)
+        self.sessions: set[Session] = set()
+        self.accepting = True
+        self._ticker = gevent.spawn(self._tick_heartbeats)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        websocket = environ.get("wsgi.websocket")
+        if path in WEBSOCKET_PATHS:
+            if websocket is None:
+                return _plain(start_response, "400 Bad Request", "Not a valid websocket request\n")
+            self.serve_websocket(websocket, environ)
+            return []
+        if websocket is not None:
+            # gevent-websocket upgrades any path; DDP lives only at its endpoints.
+            WebSocketTransport(websocket, 0).close(CLOSE_POLICY_VIOLATION, f"no WebSocket endpoint at {path}")
+            return []
+        if self.django_app is None:
+            return _plain(start_response, "404 Not Found", "Not found: this server serves only DDP\n")
+        return self.django_app(environ, start_response)
+
+    def serve_websocket(self, websocket: Any, environ: dict[str, Any]) -> None:
+        transport = WebSocketTransport(websocket, self.max_message_size)
+        if not self.accepting:
+            transport.close(1001, "server shutting down")
+            return
+        session = Session(self, transport, _http_headers(environ))
+        self.sessions.add(session)
+        session.run()
+
+    def forget(self, session: Session) -> None:
+        self.sessions.discard(session)
+
+    def _tick_heartbeats(self) -> None:
+        """One greenlet drives every session's heartbeat, instead of a timer each."""
+        if self.heartbeat_interval <= 0:
+            return
+        period = min(self.heartbeat_interval, self.heartbeat_timeout) / 4
+        while True:
+            gevent.sleep(period)
+            now = time.monotonic()
+            for session in list(self.sessions):
+                session.check_heartbeat(now)
+
+    def shut_down(self, timeout: float) -> None:
+        """Stop taking sessions, let running methods finish, then close every session."""
+        self.accepting = False
+        if not self.workers.wait_idle(timeout):
+            logger.warning("methods still running after %.1fs; closing anyway", timeout)
+        for session in list(self.sessions):
+            session.shut_down()
+        deadline = time.monotonic() + 2.0
+        while self.sessions and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        self._ticker.kill()
+        self.workers.stop()
+
+
+def _plain(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:
+    data = body.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _http_headers(environ: dict[str, Any]) -> dict[str, str]:
+    return {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    }

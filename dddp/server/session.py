@@ -1,0 +1,271 @@
+"""A client's DDP session on the server: protocol state, requests in order, a send queue.
+
+Greenlets per session, and why:
+- the transport's own greenlet reads frames and answers pings at once (D-20);
+- a processor greenlet, alive only while requests wait, runs them strictly in
+  order (D-84), handing Django work to the server's WorkerPool;
+- a writer greenlet, alive only while texts wait, sends them; when more than
+  DDDP_MAX_SEND_QUEUE_BYTES wait, the client is too slow and is dropped, so
+  no other greenlet ever blocks on a client.
+An idle session therefore costs one greenlet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from dddp.methods import ConnectionInfo, MethodInvocation, call_method
+from dddp.protocol import messages
+from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted
+from dddp.protocol.errors import (
+    MeteorError,
+    internal_server_error,
+    method_not_found,
+    subscription_not_found,
+)
+from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
+from dddp.server.websocket import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    BinaryMessage,
+    FrameRejected,
+    TransportClosed,
+)
+
+if TYPE_CHECKING:
+    from dddp.server.app import DDPServer
+
+logger = logging.getLogger("dddp.server")
+
+_numbers = itertools.count(1)
+
+#: Seconds a client has to answer our close frame before its socket is shut.
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
+
+
+class Session:
+    """One client connection, from the transport's open to its close."""
+
+    def __init__(self, server: DDPServer, transport: Any, http_headers: dict[str, str]):
+        self.server = server
+        self.transport = transport
+        self.http_headers = http_headers
+        self.number = next(_numbers)
+        self.protocol = DDPConnection(
+            heartbeat_interval=server.heartbeat_interval,
+            heartbeat_timeout=server.heartbeat_timeout,
+        )
+        self.user_id: Any = None
+        self.subscriptions: set[str] = set()
+        self.closed = False
+        self.close_reason = "closed by the client"
+        self._requests: deque[Event] = deque()
+        self._processor: gevent.Greenlet | None = None
+        self._outbox: deque[str] = deque()
+        self._outbox_bytes = 0
+        self._writer: gevent.Greenlet | None = None
+        self._close_after_flush: tuple[int, str] | None = None
+
+    # --- reading -----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve the connection until it ends; runs in the transport's greenlet."""
+        started = time.monotonic()
+        logger.info("connection %d opened from %s (%s)", self.number, self.transport.client_address, self.transport.kind)
+        try:
+            while not self.closed:
+                try:
+                    message = self.transport.receive()
+                except TransportClosed as exc:
+                    self.close_reason = str(exc)
+                    break
+                except FrameRejected as exc:
+                    self.close(exc.code, exc.reason)
+                    break
+                self.receive(message)
+        finally:
+            self.closed = True
+            self.server.forget(self)
+            logger.info(
+                "connection %d closed after %.1fs (session %s): %s",
+                self.number,
+                time.monotonic() - started,
+                self.protocol.session_id,
+                self.close_reason,
+            )
+
+    def receive(self, message: str | BinaryMessage) -> None:
+        if isinstance(message, BinaryMessage):
+            # DDP is JSON text; a binary frame is a malformed message (table 1.4).
+            self.send(messages.error("Bad request"))
+            return
+        events = self.protocol.receive(message, time.monotonic())
+        self.flush_protocol()
+        for event in events:
+            self._handle(event)
+
+    def flush_protocol(self) -> None:
+        """Send the protocol's own replies (pong, error, connected...) now, in order."""
+        for text in self.protocol.take_outgoing():
+            self.send(text)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            logger.debug("connection %d: session %s, DDP %s", self.number, event.session_id, event.version)
+        elif isinstance(event, CloseTransport):
+            self.close(CLOSE_NORMAL, event.reason)
+        else:
+            self._requests.append(event)
+            if self._processor is None:
+                self._processor = gevent.spawn(self._process_requests)
+
+    # --- requests, in order (D-84) ----------------------------------------------
+
+    def _process_requests(self) -> None:
+        try:
+            while self._requests and not self.closed:
+                request = self._requests.popleft()
+                try:
+                    if isinstance(request, CallMethod):
+                        self._call_method(request)
+                    elif isinstance(request, Subscribe):
+                        self._subscribe(request)
+                    elif isinstance(request, Unsubscribe):
+                        self._unsubscribe(request)
+                except Exception:  # a bug of ours must not end the session
+                    logger.exception("connection %d: failed to handle %r", self.number, request)
+        finally:
+            self._processor = None
+
+    def _call_method(self, call: CallMethod) -> None:
+        """Exactly one `result` and one `updated` per method id, whatever happens (D-81)."""
+        found = self.server.registry.methods.get(call.name)
+        try:
+            if found is None:
+                raise method_not_found(call.name)
+            invocation = MethodInvocation(
+                call.name,
+                connection=self.connection_info(),
+                user_id=self.user_id,
+                random_seed=call.random_seed,
+                set_user_id=self._set_user_id,
+            )
+            value = self.server.workers.run(call_method, found, call.name, call.params, invocation)
+            reply = messages.result(call.id, value)
+        except MeteorError as err:
+            reply = self._encode_error(call, err)
+        except Exception:
+            logger.exception("connection %d: method %r failed", self.number, call.name)
+            reply = messages.result_error(call.id, internal_server_error())
+        self.send(reply)
+        self.send(messages.updated([call.id]))
+
+    def _encode_error(self, call: CallMethod, err: MeteorError) -> str:
+        try:
+            return messages.result_error(call.id, err)
+        except (TypeError, ValueError):
+            logger.exception("method %r raised a MeteorError whose details are not JSON", call.name)
+            return messages.result_error(call.id, internal_server_error())
+
+    def _subscribe(self, sub: Subscribe) -> None:
+        publication = self.server.registry.publications.get(sub.name)
+        if publication is None:
+            self.send(messages.nosub(sub.id, subscription_not_found(sub.name)))  # D-50
+            return
+        if sub.id in self.subscriptions:
+            return  # D-51: a repeated sub id is ignored
+        try:
+            publication.check_params(sub.params)
+        except MeteorError as err:
+            self.send(messages.nosub(sub.id, err))
+            return
+        self.subscriptions.add(sub.id)
+        # Live data (added/changed/removed through NOTIFY) is the observer's job;
+        # until it lands, a publication is ready with no documents (D-52).
+        self.send(messages.ready([sub.id]))
+
+    def _unsubscribe(self, unsub: Unsubscribe) -> None:
+        self.subscriptions.discard(unsub.id)
+        self.send(messages.nosub(unsub.id))  # D-32, D-53
+
+    def _set_user_id(self, user_id: Any) -> None:
+        self.user_id = user_id
+
+    def connection_info(self) -> ConnectionInfo:
+        return ConnectionInfo(
+            id=self.protocol.session_id or "",
+            client_address=self.transport.client_address,
+            http_headers=self.http_headers,
+        )
+
+    # --- writing -----------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        """Queue one message text; never blocks. A client too far behind is dropped."""
+        if self.closed:
+            return
+        self._outbox.append(text)
+        self._outbox_bytes += len(text)
+        if self._outbox_bytes > self.server.max_send_queue_bytes:
+            self.abort(f"too slow: over {self.server.max_send_queue_bytes} bytes waiting to be sent")
+            return
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write)
+
+    def _write(self) -> None:
+        try:
+            while self._outbox:
+                text = self._outbox.popleft()
+                self._outbox_bytes -= len(text)
+                self.transport.send(text)
+            if self._close_after_flush is not None:
+                self.transport.close(*self._close_after_flush)
+        except TransportClosed as exc:
+            self.closed = True
+            self.close_reason = str(exc)
+        finally:
+            self._writer = None
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after everything queued is sent, with a close frame of `code` and `reason`."""
+        if self._close_after_flush is not None or self.closed:
+            return
+        self.close_reason = reason
+        self.protocol.close()
+        self._close_after_flush = (code, reason)
+        if self._writer is None:
+            self.transport.close(code, reason)
+        # The reader ends when the client answers the close frame; one that
+        # never does is dropped.
+        gevent.spawn_later(CLOSE_HANDSHAKE_TIMEOUT, self.abort, "no answer to our close frame")
+
+    def abort(self, reason: str) -> None:
+        """Drop the client at once: nothing more is sent, the socket is shut."""
+        if self.closed:
+            return
+        if self._close_after_flush is None:
+            logger.warning("connection %d dropped: %s", self.number, reason)
+        self.closed = True
+        self.close_reason = reason
+        self.protocol.close()
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self.transport.abort()
+
+    def check_heartbeat(self, now: float) -> None:
+        """Called by the server's ticker: ping an idle client, drop a silent one (D-22)."""
+        events = self.protocol.check_heartbeat(now)
+        self.flush_protocol()
+        if any(isinstance(event, CloseTransport) for event in events):
+            self.abort("heartbeat timed out")
+
+    def shut_down(self) -> None:
+        """Graceful server shutdown: a 1001 close frame after what is queued."""
+        self.close(CLOSE_GOING_AWAY, "server shutting down")
+
