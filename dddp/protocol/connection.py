@@ -97,8 +97,7 @@ class DDPConnection:
             raise BadMessage("Must connect first", message.raw)
         if self.version != "pre1":  # pre1 has no heartbeats (D-16)
             if kind == "ping":
-                has_id = "id" in message.raw
-                self._outgoing.append(messages.pong(message.raw["id"] if has_id else None))
+                self._outgoing.append(messages.pong(message.raw.get("id", messages.NO_ID)))
                 return []
             if kind == "pong":
                 return []

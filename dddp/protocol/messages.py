@@ -131,12 +131,17 @@ def failed(version: str) -> str:
     return encode({"msg": "failed", "version": version})
 
 
-def ping(id: Any = None) -> str:
-    return encode({"msg": "ping"} if id is None else {"msg": "ping", "id": id})
+#: Marks an absent `id`, which differs from a JSON null one (D-20).
+NO_ID: Any = object()
 
 
-def pong(id: Any = None) -> str:
-    return encode({"msg": "pong"} if id is None else {"msg": "pong", "id": id})
+def ping(id: Any = NO_ID) -> str:
+    return encode({"msg": "ping"} if id is NO_ID else {"msg": "ping", "id": id})
+
+
+def pong(id: Any = NO_ID) -> str:
+    """Copies the ping's `id` if and only if it had one, null included (D-20)."""
+    return encode({"msg": "pong"} if id is NO_ID else {"msg": "pong", "id": id})
 
 
 def error(reason: str, offending: dict[str, Any] | None = None) -> str:

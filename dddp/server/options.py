@@ -25,8 +25,8 @@ def parse_addrport(text: str) -> tuple[str, int]:
     if not sep:
         host, port = "", text
     host = host.strip("[]") or DEFAULT_HOST
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected [host:]port with a port from 1 to 65535, got {text!r}")
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected [host:]port with a port from 0 to 65535, got {text!r}")
     return host, int(port)
 
 

@@ -83,7 +83,8 @@ class Session:
                 try:
                     message = self.transport.receive()
                 except TransportClosed as exc:
-                    self.close_reason = str(exc)
+                    if not self.closed:  # else we closed it, and said why
+                        self.close_reason = str(exc)
                     break
                 except FrameRejected as exc:
                     self.close(exc.code, exc.reason)
@@ -227,8 +228,9 @@ class Session:
             if self._close_after_flush is not None:
                 self.transport.close(*self._close_after_flush)
         except TransportClosed as exc:
-            self.closed = True
-            self.close_reason = str(exc)
+            if not self.closed:
+                self.closed = True
+                self.close_reason = str(exc)
         finally:
             self._writer = None
 

@@ -1,0 +1,108 @@
+"""A small, strict DDP test client over a real WebSocket (websocket-client)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import websocket
+
+
+class DDPClient:
+    """Sends DDP messages and reads replies one by one, failing loudly on timeouts."""
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url = url
+        self.ws = websocket.create_connection(url, timeout=timeout)
+        self.session: str | None = None
+
+    # --- raw -----------------------------------------------------------------
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    def send_binary(self, data: bytes) -> None:
+        self.ws.send(data, opcode=websocket.ABNF.OPCODE_BINARY)
+
+    def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        self.ws.settimeout(timeout)
+        text = self.ws.recv()
+        assert text, "the server closed the connection"
+        return json.loads(text)
+
+    def recv_until(self, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Messages up to and including the first one `done` accepts (pings answered)."""
+        seen = []
+        while True:
+            message = self.recv(timeout)
+            if message.get("msg") == "ping":
+                self.send({"msg": "pong", **({"id": message["id"]} if "id" in message else {})})
+                continue
+            seen.append(message)
+            if done(message):
+                return seen
+
+    def assert_silent(self, seconds: float = 0.3) -> None:
+        """Nothing arrives for `seconds`."""
+        self.ws.settimeout(seconds)
+        try:
+            text = self.ws.recv()
+        except websocket.WebSocketTimeoutException:
+            return
+        raise AssertionError(f"expected no message, got {text!r}")
+
+    def recv_close(self, timeout: float = 5.0) -> tuple[int, str]:
+        """Read until the server's close frame; return its (code, reason)."""
+        self.ws.settimeout(timeout)
+        while True:
+            opcode, frame = self.ws.recv_data_frame(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                data = frame.data
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                return code, data[2:].decode("utf-8")
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                continue
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:  # noqa: BLE001 - best effort in teardown
+            pass
+
+    # --- DDP -----------------------------------------------------------------
+
+    def connect(self, version: str = "1", support: list[str] | None = None) -> dict[str, Any]:
+        self.send({"msg": "connect", "version": version, "support": support or [version]})
+        reply = self.recv()
+        if reply.get("msg") == "connected":
+            self.session = reply["session"]
+        return reply
+
+    def call(self, method: str, *params: Any, id: str = "1", **extra: Any) -> dict[str, Any]:
+        """Call a method; return {'result': <result message>, 'updated': ..., 'messages': [...]}."""
+        self.send({"msg": "method", "method": method, "params": list(params), "id": id, **extra})
+        got: dict[str, Any] = {}
+
+        def done(message: dict[str, Any]) -> bool:
+            if message.get("msg") == "result" and message.get("id") == id:
+                got["result"] = message
+            if message.get("msg") == "updated" and id in message.get("methods", []):
+                got["updated"] = message
+            return "result" in got and "updated" in got
+
+        got["messages"] = self.recv_until(done)
+        return got
+
+    def sub(self, name: str, *params: Any, id: str = "s1") -> list[dict[str, Any]]:
+        """Subscribe; return the messages up to this sub's `ready` or `nosub`."""
+        self.send({"msg": "sub", "name": name, "params": list(params), "id": id})
+        return self.recv_until(
+            lambda m: (m.get("msg") == "ready" and id in m.get("subs", []))
+            or (m.get("msg") == "nosub" and m.get("id") == id)
+        )
+
+    def __enter__(self) -> DDPClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,233 @@
+"""The raw WebSocket endpoint of a real server: connecting, heartbeats and bad input.
+
+Every test here talks to a real `dddp` process over loopback. Item ids are from
+the DDP checklist (shared/spec/ddp-protocol.md).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+import websocket
+
+from tests.ddp_client import DDPClient
+from tests.server_process import ServerProcess
+
+
+def test_connect_as_version_1_gets_a_session(server: ServerProcess) -> None:
+    with DDPClient(server.ws_url) as ddp:
+        reply = ddp.connect("1", ["1", "pre2", "pre1"])
+        assert reply["msg"] == "connected"
+        assert len(reply["session"]) == 17
+
+
+@pytest.mark.parametrize("version", ["pre2", "pre1"])
+def test_connect_as_older_versions_is_accepted(server: ServerProcess, version: str) -> None:
+    with DDPClient(server.ws_url) as ddp:
+        assert ddp.connect(version, [version])["msg"] == "connected"
+
+
+def test_trailing_slash_endpoint_serves_ddp_too(server: ServerProcess) -> None:
+    """S-4: Meteor serves both /websocket and /websocket/."""
+    with DDPClient(server.ws_url + "/") as ddp:
+        assert ddp.connect()["msg"] == "connected"
+
+
+def test_version_mismatch_gets_failed_with_our_choice_and_a_close(server: ServerProcess) -> None:
+    """D-12: version "pre2" while supporting "1" gives failed "1", then the socket closes."""
+    with DDPClient(server.ws_url) as ddp:
+        ddp.send({"msg": "connect", "version": "pre2", "support": ["1", "pre2"]})
+        assert ddp.recv() == {"msg": "failed", "version": "1"}
+        code, _reason = ddp.recv_close()
+        assert code == 1000
+
+
+def test_pipelined_messages_after_failed_are_ignored(server: ServerProcess) -> None:
+    """D-14: a client may pipeline; after `failed` nothing else is answered."""
+    with DDPClient(server.ws_url) as ddp:
+        ddp.send({"msg": "connect", "version": "2", "support": ["2"]})
+        ddp.send({"msg": "ping", "id": "late"})
+        assert ddp.recv() == {"msg": "failed", "version": "1"}
+        code, _ = ddp.recv_close()
+        assert code == 1000
+
+
+def test_ping_with_and_without_id(client: DDPClient) -> None:
+    """D-20: pong copies the id if and only if the ping had one."""
+    client.send({"msg": "ping", "id": "abc"})
+    assert client.recv() == {"msg": "pong", "id": "abc"}
+    client.send({"msg": "ping"})
+    assert client.recv() == {"msg": "pong"}
+
+
+def test_pong_gets_no_reply(client: DDPClient) -> None:
+    """D-24."""
+    client.send({"msg": "pong", "id": "x"})
+    client.assert_silent()
+
+
+def test_ping_is_answered_while_a_method_runs(client: DDPClient) -> None:
+    """D-20: pings are answered outside the ordered queue; D-84: the method still finishes."""
+    client.send({"msg": "method", "method": "sleep", "params": [0.5], "id": "slow"})
+    client.send({"msg": "ping", "id": "p"})
+    assert client.recv(timeout=0.4) == {"msg": "pong", "id": "p"}
+    assert client.recv() == {"msg": "result", "id": "slow", "result": 0.5}
+    assert client.recv() == {"msg": "updated", "methods": ["slow"]}
+
+
+# --- table 1.4, over a real socket ---------------------------------------------------
+
+ERROR_ROWS = [
+    ("not JSON", "{not json", {"msg": "error", "reason": "Bad request"}),
+    ("JSON but not an object", "[1, 2]", {"msg": "error", "reason": "Bad request"}),
+    ("unknown EJSON type in params", '{"msg":"method","method":"echo","id":"1","params":[{"$type":"nope","$value":1}]}',
+     {"msg": "error", "reason": "Parse error"}),
+    ("object without msg", '{"id":"1"}', {"msg": "error", "reason": "Bad request", "offendingMessage": {"id": "1"}}),
+    ("unknown msg", '{"msg":"hello"}', {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "hello"}}),
+    ("second connect", '{"msg":"connect","version":"1","support":["1"]}',
+     {"msg": "error", "reason": "Already connected",
+      "offendingMessage": {"msg": "connect", "version": "1", "support": ["1"]}}),
+    ("sub with numeric id", '{"msg":"sub","id":1,"name":"AllNotes"}',
+     {"msg": "error", "reason": "Malformed subscription", "offendingMessage": {"msg": "sub", "id": 1, "name": "AllNotes"}}),
+    ("sub with params not an array", '{"msg":"sub","id":"s","name":"AllNotes","params":{}}',
+     {"msg": "error", "reason": "Malformed subscription",
+      "offendingMessage": {"msg": "sub", "id": "s", "name": "AllNotes", "params": {}}}),
+    ("method without a name", '{"msg":"method","id":"1"}',
+     {"msg": "error", "reason": "Malformed method invocation", "offendingMessage": {"msg": "method", "id": "1"}}),
+    ("method with a numeric randomSeed", '{"msg":"method","id":"1","method":"echo","randomSeed":5}',
+     {"msg": "error", "reason": "Malformed method invocation",
+      "offendingMessage": {"msg": "method", "id": "1", "method": "echo", "randomSeed": 5}}),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), ERROR_ROWS, ids=[row[0] for row in ERROR_ROWS])
+def test_malformed_message_gets_error_and_the_session_goes_on(
+    client: DDPClient, case: str, text: str, expected: dict
+) -> None:
+    client.send(text)
+    assert client.recv() == expected
+    client.send({"msg": "ping", "id": "still-there"})
+    assert client.recv() == {"msg": "pong", "id": "still-there"}
+
+
+def test_anything_before_connect_gets_must_connect_first(server: ServerProcess) -> None:
+    """D-15: the socket stays open; connecting afterwards works."""
+    with DDPClient(server.ws_url) as ddp:
+        ddp.send({"msg": "ping"})
+        assert ddp.recv() == {"msg": "error", "reason": "Must connect first", "offendingMessage": {"msg": "ping"}}
+        assert ddp.connect()["msg"] == "connected"
+
+
+def test_pre1_ping_is_a_bad_request(server: ServerProcess) -> None:
+    """D-16: pre1 has no heartbeats."""
+    with DDPClient(server.ws_url) as ddp:
+        ddp.connect("pre1", ["pre1"])
+        ddp.send({"msg": "ping"})
+        assert ddp.recv() == {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "ping"}}
+
+
+# --- frames that are not DDP text ---------------------------------------------------
+
+
+def test_binary_frame_gets_bad_request_and_the_session_goes_on(client: DDPClient) -> None:
+    client.send_binary(b'{"msg":"ping"}')
+    assert client.recv() == {"msg": "error", "reason": "Bad request"}
+    client.send({"msg": "ping", "id": "after"})
+    assert client.recv() == {"msg": "pong", "id": "after"}
+
+
+def test_text_frame_that_is_not_utf8_closes_with_1007(server: ServerProcess, client: DDPClient) -> None:
+    """RFC 6455 8.1: invalid UTF-8 in a text frame fails the connection."""
+    with DDPClient(server.ws_url) as bystander:
+        bystander.connect()
+        client.ws.send(b'{"msg":"ping","id":"\xff"}', opcode=websocket.ABNF.OPCODE_TEXT)
+        code, reason = client.recv_close()
+        assert code == 1007
+        assert "UTF-8" in reason
+        bystander.send({"msg": "ping", "id": "b"})
+        assert bystander.recv() == {"msg": "pong", "id": "b"}
+
+
+@pytest.fixture(scope="module")
+def small_limit_server(start_server) -> ServerProcess:  # type: ignore[no-untyped-def]
+    return start_server(DDDP_MAX_MESSAGE_SIZE="1000").wait_until_listening()
+
+
+def test_message_over_the_size_limit_closes_with_1009(small_limit_server: ServerProcess) -> None:
+    with DDPClient(small_limit_server.ws_url) as bystander, DDPClient(small_limit_server.ws_url) as ddp:
+        bystander.connect()
+        ddp.connect()
+        ddp.send({"msg": "method", "method": "echo", "id": "1", "params": ["x" * 1000]})
+        code, reason = ddp.recv_close()
+        assert code == 1009
+        assert "1000 bytes" in reason and "DDDP_MAX_MESSAGE_SIZE" in reason
+        bystander.send({"msg": "ping", "id": "b"})
+        assert bystander.recv() == {"msg": "pong", "id": "b"}
+
+
+def test_message_at_the_size_limit_is_accepted(small_limit_server: ServerProcess) -> None:
+    with DDPClient(small_limit_server.ws_url) as ddp:
+        ddp.connect()
+        message = {"msg": "method", "method": "echo", "id": "1", "params": [""]}
+        padding = 1000 - len(json.dumps(message))
+        message["params"] = ["x" * padding]
+        assert len(json.dumps(message)) == 1000
+        ddp.send(message)
+        assert ddp.recv() == {"msg": "result", "id": "1", "result": ["x" * padding]}
+
+
+def test_fragmented_message_over_the_limit_closes_with_1009(small_limit_server: ServerProcess) -> None:
+    """The limit holds for a whole message, not just for each of its frames."""
+    with DDPClient(small_limit_server.ws_url) as ddp:
+        ddp.connect()
+        text = json.dumps({"msg": "method", "method": "echo", "id": "1", "params": ["y" * 1500]})
+        ddp.ws.send_frame(websocket.ABNF.create_frame(text[:700], websocket.ABNF.OPCODE_TEXT, fin=0))
+        ddp.ws.send_frame(websocket.ABNF.create_frame(text[700:], websocket.ABNF.OPCODE_CONT, fin=1))
+        code, _ = ddp.recv_close()
+        assert code == 1009
+
+
+def test_fragmented_message_within_the_limit_is_reassembled(client: DDPClient) -> None:
+    text = json.dumps({"msg": "ping", "id": "in-two-parts"})
+    client.ws.send_frame(websocket.ABNF.create_frame(text[:10], websocket.ABNF.OPCODE_TEXT, fin=0))
+    client.ws.send_frame(websocket.ABNF.create_frame(text[10:], websocket.ABNF.OPCODE_CONT, fin=1))
+    assert client.recv() == {"msg": "pong", "id": "in-two-parts"}
+
+
+# --- HTTP on the same port -----------------------------------------------------------
+
+
+def test_other_paths_are_served_by_django(server: ServerProcess) -> None:
+    with urllib.request.urlopen(server.http_url + "/hello/", timeout=5) as response:
+        assert response.status == 200
+        assert response.read() == b"hello from Django\n"
+
+
+def test_plain_get_on_the_websocket_endpoint_is_400(server: ServerProcess) -> None:
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(server.http_url + "/websocket", timeout=5)
+    assert raised.value.code == 400
+    assert raised.value.read() == b"Not a valid websocket request\n"
+
+
+def test_websocket_upgrade_on_another_path_is_closed_with_a_reason(server: ServerProcess) -> None:
+    ws = websocket.create_connection(server.http_url.replace("http", "ws") + "/hello/", timeout=5)
+    try:
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(frame.data[:2], "big") == 1008
+        assert b"/hello/" in frame.data
+    finally:
+        ws.close()
+
+
+def test_each_connection_logs_one_line_when_opened_and_one_when_closed(server: ServerProcess) -> None:
+    start = len(server.log)
+    with DDPClient(server.ws_url) as ddp:
+        session = ddp.connect()["session"]
+    opened = server.wait_for_log(r"connection (\d+) opened from 127\.0\.0\.1", start=start)
+    number = opened.group(1)
+    server.wait_for_log(rf"connection {number} closed after [\d.]+s \(session {session}\)", start=start)

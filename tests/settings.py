@@ -1,0 +1,42 @@
+"""Settings for dddp's own tests: the test app, a real PostgreSQL, and tunable DDDP_*.
+
+The database is `$DATABASE_URL` when set, else an embedded PostgreSQL kept in
+the temp folder between runs. Server processes started by the tests get their
+DDDP_* settings from environment variables of the same names, so one test can
+start a server with, say, a 0.2 s heartbeat.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from dddp.conf import DEFAULTS
+from dddp.database import database_settings
+
+SECRET_KEY = "tests-only"  # noqa: S105
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "dddp",
+    "tests.testapp",
+]
+MIDDLEWARE: list[str] = []
+ROOT_URLCONF = "tests.testapp.urls"
+DATABASES = {"default": database_settings(Path(tempfile.gettempdir()) / "dddp-tests-pgdata")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+for _name, (_default, _meaning) in DEFAULTS.items():
+    _value = os.environ.get(f"DDDP_{_name}")
+    if _value is not None:
+        globals()[f"DDDP_{_name}"] = type(_default)(float(_value))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+}

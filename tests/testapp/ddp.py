@@ -1,0 +1,86 @@
+"""What the tests call over DDP: methods that succeed, fail, write, wait; publications."""
+
+import gevent
+
+from dddp.api import API, Collection, MeteorError, Publication
+from tests.testapp import models
+
+
+class Note(Collection):
+    model = models.Note
+
+
+class AllNotes(Publication):
+    queries = [models.Note.objects.all()]
+
+
+class NotesByText(Publication):
+    def get_queries(self, text):
+        return [models.Note.objects.filter(text=text)]
+
+
+API.register([Note, AllNotes, NotesByText])
+
+
+@API.method
+def echo(this, *args):
+    """Return the params as received (EJSON-decoded), as a list."""
+    return list(args)
+
+
+@API.method
+def add(this, a, b):
+    return a + b
+
+
+@API.method
+def nothing(this):
+    """Returns None: the result message has no `result` key."""
+
+
+@API.method
+def fail_client_safe(this):
+    raise MeteorError("not-allowed", "You may not", {"why": "testing"})
+
+
+@API.method
+def fail_internal(this):
+    raise ValueError("secret internal detail")
+
+
+@API.method
+def unencodable_result(this):
+    return {1, 2}
+
+
+@API.method
+def add_note(this, text):
+    return str(models.Note.objects.create(text=text).pk)
+
+
+@API.method
+def add_note_then_fail(this, text):
+    models.Note.objects.create(text=text)
+    raise MeteorError(409, "Changed my mind")
+
+
+@API.method
+def count_notes(this, text):
+    return models.Note.objects.filter(text=text).count()
+
+
+@API.method
+def sleep(this, seconds):
+    """Hold a worker for `seconds`: for ordering and shutdown tests."""
+    gevent.sleep(seconds)
+    return seconds
+
+
+@API.method
+def connection_info(this):
+    return {
+        "id": this.connection.id,
+        "user_id": this.user_id,
+        "random_seed": this.random_seed,
+        "has_client_address": bool(this.connection.client_address),
+    }
