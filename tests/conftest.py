@@ -41,8 +41,8 @@ def start_server(test_database_url: str) -> Iterator[Callable[..., ServerProcess
     """Start `dddp` processes on free ports: `start_server(DDDP_HEARTBEAT_INTERVAL="0.2")`."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, command: list[str] | None = None, **settings: str) -> ServerProcess:
-        env = {"DATABASE_URL": test_database_url, **settings}
+    def start(*args: str, command: list[str] | None = None, **settings: str | None) -> ServerProcess:
+        env: dict[str, str | None] = {"DATABASE_URL": test_database_url, **settings}
         server_args = list(args) or ["--settings", "tests.settings", "127.0.0.1:0"]
         server = ServerProcess(server_args, env, command=command)
         started.append(server)

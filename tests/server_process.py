@@ -18,9 +18,13 @@ LISTENING = re.compile(r"listening on http://([^:/]+):(\d+)/")
 class ServerProcess:
     """A `python -m dddp` process; its stderr lines are kept in `log`."""
 
-    def __init__(self, args: list[str], env: dict[str, str], command: list[str] | None = None, cwd: Path = REPO):
+    def __init__(
+        self, args: list[str], env: dict[str, str | None], command: list[str] | None = None, cwd: Path = REPO
+    ):
+        """`env` adds to this process's environment; a None value removes that variable."""
         self.command = (command or [sys.executable, "-m", "dddp"]) + args
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        merged = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.env = {key: value for key, value in merged.items() if value is not None}
         self.log: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(

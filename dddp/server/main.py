@@ -13,9 +13,14 @@ import sys
 
 logger = logging.getLogger("dddp.server")
 
+#: Set when patching: whether Django was already imported then (it must not be).
+DJANGO_WAS_IMPORTED_BEFORE_PATCH: bool | None = None
+
 
 def patch_for_gevent() -> None:
     """The one place that monkey-patches: stdlib for gevent, psycopg2 for green waits."""
+    global DJANGO_WAS_IMPORTED_BEFORE_PATCH
+    DJANGO_WAS_IMPORTED_BEFORE_PATCH = "django" in sys.modules
     from gevent import monkey
 
     monkey.patch_all()

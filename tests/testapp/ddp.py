@@ -84,3 +84,22 @@ def connection_info(this):
         "random_seed": this.random_seed,
         "has_client_address": bool(this.connection.client_address),
     }
+
+
+@API.method
+def patch_state(this):
+    """Whether the entry point patched for gevent, and did it before Django was imported."""
+    import socket
+    import sys
+    import threading
+
+    import gevent.socket
+    import psycopg2.extensions
+
+    return {
+        "socket": socket.socket is gevent.socket.socket,
+        "threading": "gevent" in type(threading.local()).__module__,
+        "psycopg2_waits_for_gevent": psycopg2.extensions.get_wait_callback() is not None,
+        "django_imported_after_patch": getattr(sys.modules["dddp.server.main"], "DJANGO_WAS_IMPORTED_BEFORE_PATCH", None)
+        is False,
+    }
