@@ -1,0 +1,192 @@
+"""A client worker process: opens its share of the benchmark's connections and holds them.
+
+The parent drives each worker over a multiprocessing pipe with three commands:
+`("open", options)` -> a summary of what opened and what failed; `("status",)`
+-> how many are still open; `("close",)` -> closes everything and exits. Several
+workers share the client side so that no process needs more sockets than its
+open-files limit, and so the client's CPU does not cap the connect rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from wsclient import ConnectionEnded, DDPClient, WebSocket
+
+#: What each held connection has done before it idles, from least to most.
+STAGES = ("tcp", "websocket", "connect", "sub")
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    host: str
+    port: int
+    stage: str
+    count: int
+    concurrency: int
+    handshake_timeout: float
+    time_limit: float
+
+
+@dataclass
+class OpenSummary:
+    opened: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    slowest_handshake: float = 0.0
+
+
+@dataclass
+class Status:
+    open: int
+    dropped: dict[str, int]
+    pings_answered: int
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; children inherit it. Returns it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def describe(exc: BaseException) -> str:
+    """A short failure category, so 19,000 failures print as a few lines."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "handshake timed out"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__} errno {exc.errno}"
+    return f"{type(exc).__name__}: {str(exc)[:80]}"
+
+
+async def handshake(order: OpenOrder, number: int) -> tuple[WebSocket, DDPClient | None]:
+    """Open one connection up to `order.stage`; the socket is closed if anything fails."""
+    websocket = await WebSocket.open_tcp(order.host, order.port)
+    try:
+        if order.stage == "tcp":
+            return websocket, None
+        await websocket.upgrade(order.host, order.port)
+        if order.stage == "websocket":
+            return websocket, DDPClient(websocket)
+        client = DDPClient(websocket)
+        await client.connect()
+        if order.stage == "sub":
+            await client.subscribe(f"s{number}", "AllBooks", [])
+        return websocket, client
+    except BaseException:
+        websocket.writer.close()
+        raise
+
+
+class Holder:
+    """The connections this worker holds, each with a task that reads (and answers pings)."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[WebSocket, DDPClient | None, asyncio.Task[str]]] = []
+        self.dropped: Counter[str] = Counter()
+        self.closing = False
+
+    async def open(self, order: OpenOrder) -> OpenSummary:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + order.time_limit
+        # A bounded number in flight: an unbounded burst overflows the server's
+        # listen backlog, and SYN retries then show up as multi-second handshakes.
+        in_flight = asyncio.Semaphore(order.concurrency)
+        failures: Counter[str] = Counter()
+        summary = OpenSummary()
+
+        async def open_one(number: int) -> None:
+            async with in_flight:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    failures["not tried: ramp time limit reached"] += 1
+                    return
+                began = loop.time()
+                try:
+                    websocket, client = await asyncio.wait_for(
+                        handshake(order, number), min(order.handshake_timeout, remaining)
+                    )
+                except Exception as exc:  # noqa: BLE001 - every failure is counted, by kind
+                    failures[describe(exc)] += 1
+                    return
+                summary.slowest_handshake = max(summary.slowest_handshake, loop.time() - began)
+                self.hold(websocket, client)
+
+        await asyncio.gather(*(open_one(number) for number in range(order.count)))
+        summary.opened = order.count - sum(failures.values())
+        summary.failures = dict(failures)
+        summary.seconds = loop.time() - started
+        return summary
+
+    def hold(self, websocket: WebSocket, client: DDPClient | None) -> None:
+        task = asyncio.create_task(client.idle() if client else self._idle_tcp(websocket))
+        task.add_done_callback(self._ended)
+        self.held.append((websocket, client, task))
+
+    @staticmethod
+    async def _idle_tcp(websocket: WebSocket) -> str:
+        try:
+            await websocket.reader.read()
+        except ConnectionError as exc:
+            return f"connection lost: {type(exc).__name__}"
+        return "closed by the server"
+
+    def _ended(self, task: asyncio.Task[str]) -> None:
+        if self.closing or task.cancelled():
+            return
+        self.dropped[task.result()] += 1
+
+    def status(self) -> Status:
+        still_open = sum(1 for _ws, _client, task in self.held if not task.done())
+        pings = sum(client.pings_answered for _ws, client, _task in self.held if client)
+        return Status(still_open, dict(self.dropped), pings)
+
+    async def close(self) -> None:
+        self.closing = True
+        for websocket, _client, task in self.held:
+            task.cancel()
+            websocket.close()
+        await asyncio.gather(*(task for _ws, _client, task in self.held), return_exceptions=True)
+        # Let the transports flush their close frames before the process exits.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(not ws.writer.transport.is_closing() for ws, _c, _t in self.held):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+
+
+async def serve(pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    holder = Holder()
+    while True:
+        # The pipe is blocking; a thread waits on it so the event loop keeps
+        # answering the server's pings meanwhile.
+        command: tuple[Any, ...] = await loop.run_in_executor(None, pipe.recv)
+        if command[0] == "open":
+            summary = await holder.open(command[1])
+            pipe.send(asdict(summary))
+        elif command[0] == "status":
+            pipe.send(asdict(holder.status()))
+        elif command[0] == "close":
+            status = holder.status()
+            await holder.close()
+            pipe.send(asdict(status))
+            return
+
+
+def worker_main(pipe: Connection) -> None:
+    """The worker process's entry point."""
+    raise_open_files_limit()
+    try:
+        asyncio.run(serve(pipe))
+    except (EOFError, KeyboardInterrupt):
+        pass  # the parent is gone or interrupted: just exit
+
+
+__all__ = ["STAGES", "ConnectionEnded", "OpenOrder", "raise_open_files_limit", "worker_main"]
