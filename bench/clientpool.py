@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from wsclient import ConnectionEnded, DDPClient, WebSocket
+from wsclient import DDPClient, WebSocket
 
 #: What each held connection has done before it idles, from least to most.
 STAGES = ("tcp", "websocket", "connect", "sub")
@@ -156,7 +156,8 @@ class Holder:
         await asyncio.gather(*(task for _ws, _client, task in self.held), return_exceptions=True)
         # Let the transports flush their close frames before the process exits.
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(not ws.writer.transport.is_closing() for ws, _c, _t in self.held):
+        writers = [websocket.writer for websocket, _client, _task in self.held]
+        while time.monotonic() < deadline and any(not writer.transport.is_closing() for writer in writers):
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
 
@@ -187,6 +188,3 @@ def worker_main(pipe: Connection) -> None:
         asyncio.run(serve(pipe))
     except (EOFError, KeyboardInterrupt):
         pass  # the parent is gone or interrupted: just exit
-
-
-__all__ = ["STAGES", "ConnectionEnded", "OpenOrder", "raise_open_files_limit", "worker_main"]

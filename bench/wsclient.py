@@ -122,7 +122,8 @@ class DDPClient:
             opcode, payload = await self.websocket.receive()
             if opcode == OPCODE_CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-                raise ConnectionEnded(f"closed by the server ({code} {payload[2:].decode('utf-8', 'replace')})")
+                reason = payload[2:].decode("utf-8", "replace")
+                raise ConnectionEnded(f"closed by the server ({code} {reason})")
             if opcode == OPCODE_PING:
                 self.websocket.writer.write(encode_frame(OPCODE_PONG, payload))
                 continue

@@ -1,20 +1,21 @@
 """The public API: declare collections, publications and methods in your app's ddp.py.
 
-    from dddp.api import API, Collection, Publication
+from dddp.api import API, Collection, Publication
 
-    class Book(Collection):
-        model = models.Book
+class Book(Collection):
+    model = models.Book
 
-    class AllBooks(Publication):
-        queries = [models.Book.objects.all()]
+class AllBooks(Publication):
+    queries = [models.Book.objects.all()]
 
-    API.register([Book, AllBooks])
+API.register([Book, AllBooks])
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
@@ -67,9 +68,7 @@ class Publication:
 
     def get_queries(self, *params: Any) -> list[models.QuerySet[Any]]:
         if self.queries is None:
-            raise ImproperlyConfigured(
-                f"{type(self).__name__} needs `queries` or a `get_queries()` method"
-            )
+            raise ImproperlyConfigured(f"{type(self).__name__} needs `queries` or a `get_queries()` method")
         return [query.all() for query in self.queries]  # .all(): a fresh, uncached copy
 
     @classmethod
@@ -93,7 +92,9 @@ class Registry:
         """Register Collection and Publication subclasses and `@method` functions."""
         for item in items:
             if inspect.isclass(item) and issubclass(item, Collection):
-                if not (inspect.isclass(getattr(item, "model", None)) and issubclass(item.model, models.Model)):
+                if not (
+                    inspect.isclass(getattr(item, "model", None)) and issubclass(item.model, models.Model)
+                ):
                     raise ImproperlyConfigured(f"{item.__name__}.model must be a Django model class")
                 self._add(self.collections, item.collection_name(), item, "collection")
             elif inspect.isclass(item) and issubclass(item, Publication):

@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
-def database_settings(embedded_data_dir: str | os.PathLike[str], *, env: str = "DATABASE_URL") -> dict[str, Any]:
+def database_settings(
+    embedded_data_dir: str | os.PathLike[str], *, env: str = "DATABASE_URL"
+) -> dict[str, Any]:
     """The `DATABASES['default']` entry: from `$DATABASE_URL`, else an embedded server."""
     url = os.environ.get(env)
     if url:

@@ -31,7 +31,16 @@ def ensure_virtualenv(extras: str) -> Path:
     if not stamp.exists() or stamp.read_text() != wanted:
         print(f"installing dddp[{extras}] into {VENV}", flush=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{REPO}[{extras}]"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-e",
+                f"{REPO}[{extras}]",
+            ],
             check=True,
         )
         stamp.write_text(wanted)

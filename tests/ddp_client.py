@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import websocket
 
@@ -30,7 +31,9 @@ class DDPClient:
         assert text, "the server closed the connection"
         return json.loads(text)
 
-    def recv_until(self, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> list[dict[str, Any]]:
+    def recv_until(
+        self, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
         """Messages up to and including the first one `done` accepts (pings answered)."""
         seen = []
         while True:
@@ -97,8 +100,10 @@ class DDPClient:
         """Subscribe; return the messages up to this sub's `ready` or `nosub`."""
         self.send({"msg": "sub", "name": name, "params": list(params), "id": id})
         return self.recv_until(
-            lambda m: (m.get("msg") == "ready" and id in m.get("subs", []))
-            or (m.get("msg") == "nosub" and m.get("id") == id)
+            lambda m: (
+                (m.get("msg") == "ready" and id in m.get("subs", []))
+                or (m.get("msg") == "nosub" and m.get("id") == id)
+            )
         )
 
     def __enter__(self) -> DDPClient:

@@ -62,7 +62,9 @@ class ServerProcess:
                         return match
                     index += 1
                 if self.process.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(f"server exited ({self.process.returncode}) before {pattern!r}:\n" + self.text)
+                    raise AssertionError(
+                        f"server exited ({self.process.returncode}) before {pattern!r}:\n" + self.text
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(f"no log line matching {pattern!r} in {timeout}s:\n" + self.text)

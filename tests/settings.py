@@ -13,7 +13,7 @@ from pathlib import Path
 from dddp.conf import DEFAULTS
 from dddp.database import database_settings
 
-SECRET_KEY = "tests-only"  # noqa: S105
+SECRET_KEY = "tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True

@@ -46,7 +46,8 @@ def example_database_url(django_db_setup: None, django_db_blocker: Any) -> Itera
 @pytest.fixture(scope="module")
 def example_server(start_server, example_database_url: str) -> ServerProcess:  # type: ignore[no-untyped-def]
     manage(
-        "shell", "-c",
+        "shell",
+        "-c",
         "from bookstore.models import Author; "
         "Author.objects.create(name='Janet Evanovich', email='janet@evanovich.com')",
         url=example_database_url,
@@ -80,12 +81,16 @@ def test_example_method_writes_what_another_process_reads(
 ) -> None:
     with DDPClient(example_server.ws_url) as ddp:
         ddp.connect()
-        book_id = ddp.call("add_book", "One for the Money", "janet@evanovich.com", id="add")["result"]["result"]
+        book_id = ddp.call("add_book", "One for the Money", "janet@evanovich.com", id="add")["result"][
+            "result"
+        ]
         assert ddp.call("count_books", id="count")["result"]["result"] == 1
         unknown = ddp.call("add_book", "Nobody's Book", "nobody@example.com", id="bad")["result"]["error"]
         assert unknown["error"] == 404 and "nobody@example.com" in unknown["reason"]
     shell = manage(
-        "shell", "-c", f"from bookstore.models import Book; print(Book.objects.get(pk={book_id}).title)",
+        "shell",
+        "-c",
+        f"from bookstore.models import Book; print(Book.objects.get(pk={book_id}).title)",
         url=example_database_url,
     )
     assert shell.stdout.strip().splitlines()[-1] == "One for the Money"

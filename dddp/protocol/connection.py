@@ -10,8 +10,8 @@ in, never read, so tests control it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from dddp.protocol import messages
 from dddp.protocol.ids import random_id
@@ -36,7 +36,7 @@ class CloseTransport:
     reason: str
 
 
-Event = Union[SessionStarted, CloseTransport, Subscribe, Unsubscribe, CallMethod]
+Event = SessionStarted | CloseTransport | Subscribe | Unsubscribe | CallMethod
 
 
 class State(enum.Enum):

@@ -12,8 +12,9 @@ Server side: one function per message kind returning the JSON text. Only
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from dddp.protocol import ejson
 from dddp.protocol.errors import MeteorError
@@ -167,9 +168,7 @@ def added(collection: str, id: str, fields: dict[str, Any]) -> str:
     return encode(message)
 
 
-def changed(
-    collection: str, id: str, fields: dict[str, Any], cleared: Iterable[str] = ()
-) -> str:
+def changed(collection: str, id: str, fields: dict[str, Any], cleared: Iterable[str] = ()) -> str:
     message: dict[str, Any] = {"msg": "changed", "collection": collection, "id": id}
     if fields:
         message["fields"] = ejson.to_json_value(fields)

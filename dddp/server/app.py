@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import gevent
 
@@ -101,7 +102,9 @@ class DDPServer:
 
 def _plain(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:
     data = body.encode("utf-8")
-    start_response(status, [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 

@@ -73,7 +73,7 @@ def setup_django() -> None:
 
     try:
         django.setup()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any import error in the user's settings
         raise StartupError(
             f"cannot load Django settings {os.environ['DJANGO_SETTINGS_MODULE']!r}: "
             f"{type(exc).__name__}: {_first_line(exc)}"
@@ -152,7 +152,14 @@ def run_until_stopped(http_server: object, server_app: object) -> int:
         gevent.signal_handler(signum, stop.set)
     http_server.start()
     host, port = http_server.address[:2]
-    logger.info("dddp %s listening on http://%s:%d/ (DDP at ws://%s:%d/websocket)", __version__, host, port, host, port)
+    logger.info(
+        "dddp %s listening on http://%s:%d/ (DDP at ws://%s:%d/websocket)",
+        __version__,
+        host,
+        port,
+        host,
+        port,
+    )
     stop.wait()
     logger.info("shutting down: %d connection(s) open", len(server_app.sessions))
     http_server.close()  # stop accepting; open connections go on

@@ -77,7 +77,12 @@ class Session:
     def run(self) -> None:
         """Serve the connection until it ends; runs in the transport's greenlet."""
         started = time.monotonic()
-        logger.info("connection %d opened from %s (%s)", self.number, self.transport.client_address, self.transport.kind)
+        logger.info(
+            "connection %d opened from %s (%s)",
+            self.number,
+            self.transport.client_address,
+            self.transport.kind,
+        )
         try:
             while not self.closed:
                 try:
@@ -270,4 +275,3 @@ class Session:
     def shut_down(self) -> None:
         """Graceful server shutdown: a 1001 close frame after what is queued."""
         self.close(CLOSE_GOING_AWAY, "server shutting down")
-

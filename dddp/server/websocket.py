@@ -96,7 +96,9 @@ class WebSocketTransport:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FrameRejected(CLOSE_INVALID_DATA, f"text frame is not valid UTF-8 (byte {exc.start})") from None
+            raise FrameRejected(
+                CLOSE_INVALID_DATA, f"text frame is not valid UTF-8 (byte {exc.start})"
+            ) from None
 
     def _read_frame(self, size_so_far: int) -> tuple[Header, bytes]:
         if self.closed:

@@ -10,7 +10,8 @@ number of clients, and reuses them from call to call.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult

@@ -1,7 +1,7 @@
 # bookstore/ddp.py, as in the brief.
 
-from dddp.api import API, Collection, Publication
 from bookstore import models
+from dddp.api import API, Collection, Publication
 
 
 class Book(Collection):
@@ -31,9 +31,7 @@ class BooksByAuthorEmail(Publication):
         ]
 
 
-API.register(
-    [Book, Author, AllBooks, BooksByAuthorEmail]
-)
+API.register([Book, Author, AllBooks, BooksByAuthorEmail])
 
 
 @API.method

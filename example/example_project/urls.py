@@ -1,7 +1,6 @@
+from bookstore import views
 from django.contrib import admin
 from django.urls import path
-
-from bookstore import views
 
 urlpatterns = [
     path("", views.index, name="index"),

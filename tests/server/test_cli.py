@@ -23,12 +23,16 @@ ENTRY_POINTS = {
 }
 
 
-def run(command: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    command: list[str], env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run a command as a user would: without the DJANGO_SETTINGS_MODULE pytest-django set."""
     import os
 
     base = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run(command, cwd=REPO, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        command, cwd=REPO, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,8 +92,12 @@ def test_every_entry_point_patches_for_gevent_before_django(start_server, entry:
         with DDPClient(server.ws_url) as ddp:
             ddp.connect()
             state = ddp.call("patch_state")["result"]["result"]
-        assert state == {"socket": True, "threading": True, "psycopg2_waits_for_gevent": True,
-                         "django_imported_after_patch": True}
+        assert state == {
+            "socket": True,
+            "threading": True,
+            "psycopg2_waits_for_gevent": True,
+            "django_imported_after_patch": True,
+        }
     finally:
         assert server.stop() == 0
 

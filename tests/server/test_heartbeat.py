@@ -45,7 +45,9 @@ def test_silent_client_is_disconnected_after_the_timeout(fast_heartbeat_server: 
             while True:
                 if not ddp.ws.recv():
                     raise websocket.WebSocketConnectionClosedException("closed")
-    fast_heartbeat_server.wait_for_log(rf"closed after .*\(session {session}\): heartbeat timed out", start=start)
+    fast_heartbeat_server.wait_for_log(
+        rf"closed after .*\(session {session}\): heartbeat timed out", start=start
+    )
 
 
 def test_pre1_client_is_never_pinged(fast_heartbeat_server: ServerProcess) -> None:

@@ -119,8 +119,11 @@ def test_methods_of_one_connection_run_in_order(client: DDPClient) -> None:
     """D-84: a slow method holds back the next one on the same connection."""
     client.send({"msg": "method", "method": "sleep", "params": [0.3], "id": "first"})
     client.send({"msg": "method", "method": "echo", "params": ["quick"], "id": "second"})
-    ids = [m["id"] for m in client.recv_until(lambda m: m.get("id") == "second" and m["msg"] == "result")
-           if m["msg"] == "result"]
+    ids = [
+        m["id"]
+        for m in client.recv_until(lambda m: m.get("id") == "second" and m["msg"] == "result")
+        if m["msg"] == "result"
+    ]
     assert ids == ["first", "second"]
 
 

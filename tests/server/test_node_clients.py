@@ -58,7 +58,8 @@ const ws = require('ws');
 const port = process.argv[1];
 (async () => {
   setTimeout(() => { console.error('timed out'); process.exit(1); }, 15000);
-  const server = new simpleDDP({endpoint: `ws://127.0.0.1:${port}/websocket`, SocketConstructor: ws, reconnectInterval: 100000});
+  const endpoint = `ws://127.0.0.1:${port}/websocket`;
+  const server = new simpleDDP({endpoint, SocketConstructor: ws, reconnectInterval: 100000});
   await server.connect();
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const sum = await server.call('add', 20, 22);

@@ -83,23 +83,66 @@ def test_ping_is_answered_while_a_method_runs(client: DDPClient) -> None:
 ERROR_ROWS = [
     ("not JSON", "{not json", {"msg": "error", "reason": "Bad request"}),
     ("JSON but not an object", "[1, 2]", {"msg": "error", "reason": "Bad request"}),
-    ("unknown EJSON type in params", '{"msg":"method","method":"echo","id":"1","params":[{"$type":"nope","$value":1}]}',
-     {"msg": "error", "reason": "Parse error"}),
-    ("object without msg", '{"id":"1"}', {"msg": "error", "reason": "Bad request", "offendingMessage": {"id": "1"}}),
-    ("unknown msg", '{"msg":"hello"}', {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "hello"}}),
-    ("second connect", '{"msg":"connect","version":"1","support":["1"]}',
-     {"msg": "error", "reason": "Already connected",
-      "offendingMessage": {"msg": "connect", "version": "1", "support": ["1"]}}),
-    ("sub with numeric id", '{"msg":"sub","id":1,"name":"AllNotes"}',
-     {"msg": "error", "reason": "Malformed subscription", "offendingMessage": {"msg": "sub", "id": 1, "name": "AllNotes"}}),
-    ("sub with params not an array", '{"msg":"sub","id":"s","name":"AllNotes","params":{}}',
-     {"msg": "error", "reason": "Malformed subscription",
-      "offendingMessage": {"msg": "sub", "id": "s", "name": "AllNotes", "params": {}}}),
-    ("method without a name", '{"msg":"method","id":"1"}',
-     {"msg": "error", "reason": "Malformed method invocation", "offendingMessage": {"msg": "method", "id": "1"}}),
-    ("method with a numeric randomSeed", '{"msg":"method","id":"1","method":"echo","randomSeed":5}',
-     {"msg": "error", "reason": "Malformed method invocation",
-      "offendingMessage": {"msg": "method", "id": "1", "method": "echo", "randomSeed": 5}}),
+    (
+        "unknown EJSON type in params",
+        '{"msg":"method","method":"echo","id":"1","params":[{"$type":"nope","$value":1}]}',
+        {"msg": "error", "reason": "Parse error"},
+    ),
+    (
+        "object without msg",
+        '{"id":"1"}',
+        {"msg": "error", "reason": "Bad request", "offendingMessage": {"id": "1"}},
+    ),
+    (
+        "unknown msg",
+        '{"msg":"hello"}',
+        {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "hello"}},
+    ),
+    (
+        "second connect",
+        '{"msg":"connect","version":"1","support":["1"]}',
+        {
+            "msg": "error",
+            "reason": "Already connected",
+            "offendingMessage": {"msg": "connect", "version": "1", "support": ["1"]},
+        },
+    ),
+    (
+        "sub with numeric id",
+        '{"msg":"sub","id":1,"name":"AllNotes"}',
+        {
+            "msg": "error",
+            "reason": "Malformed subscription",
+            "offendingMessage": {"msg": "sub", "id": 1, "name": "AllNotes"},
+        },
+    ),
+    (
+        "sub with params not an array",
+        '{"msg":"sub","id":"s","name":"AllNotes","params":{}}',
+        {
+            "msg": "error",
+            "reason": "Malformed subscription",
+            "offendingMessage": {"msg": "sub", "id": "s", "name": "AllNotes", "params": {}},
+        },
+    ),
+    (
+        "method without a name",
+        '{"msg":"method","id":"1"}',
+        {
+            "msg": "error",
+            "reason": "Malformed method invocation",
+            "offendingMessage": {"msg": "method", "id": "1"},
+        },
+    ),
+    (
+        "method with a numeric randomSeed",
+        '{"msg":"method","id":"1","method":"echo","randomSeed":5}',
+        {
+            "msg": "error",
+            "reason": "Malformed method invocation",
+            "offendingMessage": {"msg": "method", "id": "1", "method": "echo", "randomSeed": 5},
+        },
+    ),
 ]
 
 
@@ -117,7 +160,11 @@ def test_anything_before_connect_gets_must_connect_first(server: ServerProcess) 
     """D-15: the socket stays open; connecting afterwards works."""
     with DDPClient(server.ws_url) as ddp:
         ddp.send({"msg": "ping"})
-        assert ddp.recv() == {"msg": "error", "reason": "Must connect first", "offendingMessage": {"msg": "ping"}}
+        assert ddp.recv() == {
+            "msg": "error",
+            "reason": "Must connect first",
+            "offendingMessage": {"msg": "ping"},
+        }
         assert ddp.connect()["msg"] == "connected"
 
 

@@ -100,6 +100,8 @@ def patch_state(this):
         "socket": socket.socket is gevent.socket.socket,
         "threading": "gevent" in type(threading.local()).__module__,
         "psycopg2_waits_for_gevent": psycopg2.extensions.get_wait_callback() is not None,
-        "django_imported_after_patch": getattr(sys.modules["dddp.server.main"], "DJANGO_WAS_IMPORTED_BEFORE_PATCH", None)
+        "django_imported_after_patch": getattr(
+            sys.modules["dddp.server.main"], "DJANGO_WAS_IMPORTED_BEFORE_PATCH", None
+        )
         is False,
     }

@@ -17,6 +17,9 @@ from django.core.management.base import BaseCommand
 
 from dddp.server.options import build_parser
 
+# Run as `python -c LAUNCHER prog args...`: sys.argv is then ["-c", prog, *args].
+LAUNCHER = "import sys; from dddp.server.main import main; sys.exit(main(sys.argv[2:], prog=sys.argv[1]))"
+
 
 class Command(BaseCommand):
     help = build_parser().description or ""
@@ -28,14 +31,13 @@ class Command(BaseCommand):
         env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
         # manage.py's directory (sys.path[0]) holds the project's packages.
         paths = [p for p in sys.path if p and os.path.isdir(p)]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep)))
+        env["PYTHONPATH"] = os.pathsep.join(
+            dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep))
+        )
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(
-            sys.executable,
-            [sys.executable, "-c", "import sys; from dddp.server.main import main; sys.exit(main(prog=sys.argv[1], argv=sys.argv[2:]))", prog, *args],
-            env,
-        )
+        # The child parses the options itself, so --help and errors read the same.
+        os.execve(sys.executable, [sys.executable, "-c", LAUNCHER, prog, *args], env)
 
     def handle(self, *args: Any, **options: Any) -> None:  # pragma: no cover - replaced by run_from_argv
         raise RuntimeError("manage.py dddp runs through run_from_argv")
