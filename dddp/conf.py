@@ -21,6 +21,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         16 * 1024 * 1024,
         "bytes queued for one client before it counts as too slow and is disconnected",
     ),
+    "MAX_SUBSCRIPTIONS": (
+        1000,
+        "subscriptions one connection may hold at once; more get nosub with a 429 error",
+    ),
     "HEARTBEAT_INTERVAL": (
         15.0,
         "seconds of client silence before the server pings it (D-22); 0 disables",

@@ -32,6 +32,7 @@ class DDPServer:
         django_app: WSGIApp | None,
         max_message_size: int,
         max_send_queue_bytes: int,
+        max_subscriptions: int,
         heartbeat_interval: float,
         heartbeat_timeout: float,
         method_workers: int,
@@ -40,6 +41,7 @@ class DDPServer:
         self.django_app = django_app
         self.max_message_size = max_message_size
         self.max_send_queue_bytes = max_send_queue_bytes
+        self.max_subscriptions = max_subscriptions
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.workers = WorkerPool(method_workers)

@@ -111,6 +111,7 @@ def build_app(serve_django: bool) -> object:
         django_app=django_app,
         max_message_size=dddp_settings.MAX_MESSAGE_SIZE,
         max_send_queue_bytes=dddp_settings.MAX_SEND_QUEUE_BYTES,
+        max_subscriptions=dddp_settings.MAX_SUBSCRIPTIONS,
         heartbeat_interval=dddp_settings.HEARTBEAT_INTERVAL,
         heartbeat_timeout=dddp_settings.HEARTBEAT_TIMEOUT,
         method_workers=dddp_settings.METHOD_WORKERS,

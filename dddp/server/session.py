@@ -186,6 +186,11 @@ class Session:
             return
         if sub.id in self.subscriptions:
             return  # D-51: a repeated sub id is ignored
+        if len(self.subscriptions) >= self.server.max_subscriptions:
+            limit = self.server.max_subscriptions
+            reason = f"Too many subscriptions: at most {limit} per connection"
+            self.send(messages.nosub(sub.id, MeteorError(429, reason)))
+            return
         try:
             publication.check_params(sub.params)
         except MeteorError as err:

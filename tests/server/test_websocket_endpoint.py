@@ -88,6 +88,32 @@ ERROR_ROWS = [
         '{"msg":"method","method":"echo","id":"1","params":[{"$type":"nope","$value":1}]}',
         {"msg": "error", "reason": "Parse error"},
     ),
+    ("JSON string", '"hello"', {"msg": "error", "reason": "Bad request"}),
+    ("NaN literal", '{"msg":"ping","id":NaN}', {"msg": "error", "reason": "Bad request"}),
+    ("empty msg", '{"msg":""}', {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": ""}}),
+    (
+        "sub with numeric name",
+        '{"msg":"sub","id":"s","name":7}',
+        {"msg": "error", "reason": "Malformed subscription", "offendingMessage": {"msg": "sub", "id": "s", "name": 7}},
+    ),
+    (
+        "method with numeric id",
+        '{"msg":"method","id":1,"method":"echo"}',
+        {
+            "msg": "error",
+            "reason": "Malformed method invocation",
+            "offendingMessage": {"msg": "method", "id": 1, "method": "echo"},
+        },
+    ),
+    (
+        "method with params not an array",
+        '{"msg":"method","id":"1","method":"echo","params":"x"}',
+        {
+            "msg": "error",
+            "reason": "Malformed method invocation",
+            "offendingMessage": {"msg": "method", "id": "1", "method": "echo", "params": "x"},
+        },
+    ),
     (
         "object without msg",
         '{"id":"1"}',
@@ -168,12 +194,13 @@ def test_anything_before_connect_gets_must_connect_first(server: ServerProcess) 
         assert ddp.connect()["msg"] == "connected"
 
 
-def test_pre1_ping_is_a_bad_request(server: ServerProcess) -> None:
+@pytest.mark.parametrize("kind", ["ping", "pong"])
+def test_pre1_ping_and_pong_are_bad_requests(server: ServerProcess, kind: str) -> None:
     """D-16: pre1 has no heartbeats."""
     with DDPClient(server.ws_url) as ddp:
         ddp.connect("pre1", ["pre1"])
-        ddp.send({"msg": "ping"})
-        assert ddp.recv() == {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "ping"}}
+        ddp.send({"msg": kind})
+        assert ddp.recv() == {"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": kind}}
 
 
 # --- frames that are not DDP text ---------------------------------------------------
