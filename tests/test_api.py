@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from dddp.api import API, Collection, Method, MeteorError, Publication, Registry, method
+from dddp.api import API, Collection, MeteorError, Method, Publication, Registry, method
 from tests.testapp import models
 
 
@@ -90,7 +90,7 @@ def test_publication_with_queries_yields_copies_of_those_querysets() -> None:
     got = Hello().get_queries()
 
     assert [str(q.query) for q in got] == [str(q.query) for q in Hello.queries]
-    assert all(mine is not theirs for mine, theirs in zip(got, Hello.queries))
+    assert all(mine is not theirs for mine, theirs in zip(got, Hello.queries, strict=True))
 
 
 def test_publication_with_get_queries_builds_them_from_params_and_user_id() -> None:
@@ -186,7 +186,7 @@ def test_registering_two_collections_for_one_model_is_an_error(registry: Registr
     class Second(Collection):
         model = models.Note
 
-    with pytest.raises(ImproperlyConfigured, match="two collections are registered as 'testapp.note'"):
+    with pytest.raises(ImproperlyConfigured, match=r"two collections are registered as 'testapp\.note'"):
         registry.register([First, Second])
 
 

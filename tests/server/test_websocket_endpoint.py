@@ -94,7 +94,11 @@ ERROR_ROWS = [
     (
         "sub with numeric name",
         '{"msg":"sub","id":"s","name":7}',
-        {"msg": "error", "reason": "Malformed subscription", "offendingMessage": {"msg": "sub", "id": "s", "name": 7}},
+        {
+            "msg": "error",
+            "reason": "Malformed subscription",
+            "offendingMessage": {"msg": "sub", "id": "s", "name": 7},
+        },
     ),
     (
         "method with numeric id",
