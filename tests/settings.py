@@ -27,7 +27,9 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.testapp.urls"
-DATABASES = {"default": database_settings(Path(tempfile.gettempdir()) / "dddp-tests-pgdata")}
+# DDDP_TEST_PGDATA lets parallel runs (tox environments) keep separate embedded servers.
+EMBEDDED_PGDATA = os.environ.get("DDDP_TEST_PGDATA") or Path(tempfile.gettempdir()) / "dddp-tests-pgdata"
+DATABASES = {"default": database_settings(EMBEDDED_PGDATA)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 for _name, (_default, _meaning) in DEFAULTS.items():
