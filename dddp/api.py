@@ -1,14 +1,14 @@
 """The public API: declare collections, publications and methods in your app's ddp.py.
 
-from dddp.api import API, Collection, Publication
+    from dddp.api import API, Collection, Publication
 
-class Book(Collection):
-    model = models.Book
+    class Book(Collection):
+        model = models.Book
 
-class AllBooks(Publication):
-    queries = [models.Book.objects.all()]
+    class AllBooks(Publication):
+        queries = [models.Book.objects.all()]
 
-API.register([Book, AllBooks])
+    API.register([Book, AllBooks])
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ class Publication:
     def publication_name(cls) -> str:
         return cls.name or cls.__name__
 
-    def get_queries(self, *params: Any) -> list[models.QuerySet[Any]]:
+    def get_queries(self) -> list[models.QuerySet[Any]]:
+        """The querysets to publish; override with parameters to take the sub's `params`.
+
+        This default serves `queries` and takes no parameters, so a client that
+        subscribes to a `queries` publication with parameters gets 400.
+        """
         if self.queries is None:
             raise ImproperlyConfigured(f"{type(self).__name__} needs `queries` or a `get_queries()` method")
         return [query.all() for query in self.queries]  # .all(): a fresh, uncached copy
@@ -90,6 +95,8 @@ class Registry:
 
     def register(self, items: Iterable[Any]) -> None:
         """Register Collection and Publication subclasses and `@method` functions."""
+        if isinstance(items, str) or inspect.isclass(items) or isinstance(items, Method):
+            raise TypeError(f"API.register() takes a list of things to register, got {items!r}")
         for item in items:
             if inspect.isclass(item) and issubclass(item, Collection):
                 if not (

@@ -14,7 +14,7 @@ from dddp.conf import DEFAULTS
 def check_database_is_postgresql(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """dddp sends changes with PostgreSQL NOTIFY: the default database must be PostgreSQL."""
     engine = settings.DATABASES.get("default", {}).get("ENGINE", "")
-    if "postgresql" in engine:
+    if engine.endswith((".postgresql", ".postgis")):  # PostGIS is PostgreSQL too
         return []
     return [
         checks.Error(

@@ -50,16 +50,16 @@ def database_url(settings: dict[str, Any], name: str | None = None) -> str:
     """The inverse of `parse_database_url`, e.g. to hand a test database to a subprocess."""
     from urllib.parse import quote, urlencode
 
-    userinfo = quote(settings.get("USER") or "")
+    userinfo = quote(settings.get("USER") or "", safe="")
     if settings.get("PASSWORD"):
-        userinfo += ":" + quote(settings["PASSWORD"])
+        userinfo += ":" + quote(settings["PASSWORD"], safe="")
     host = settings.get("HOST") or ""
     query = dict(settings.get("OPTIONS") or {})
     netloc = userinfo + "@" if userinfo else ""
     if host.startswith("/"):
         query["host"] = host
     else:
-        netloc += host
+        netloc += f"[{host}]" if ":" in host else host  # an IPv6 address
         if settings.get("PORT"):
             netloc += f":{settings['PORT']}"
     if host.startswith("/") and settings.get("PORT"):

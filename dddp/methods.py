@@ -82,7 +82,10 @@ class Method:
         if not callable(func):
             raise TypeError(f"a DDP method must be callable, got {func!r}")
         self.func = func
-        self.name = name or func.__name__
+        name = name or getattr(func, "__name__", None)
+        if not name:
+            raise TypeError(f"give a name for the DDP method {func!r}: it has no __name__")
+        self.name = name
         self.signature = inspect.signature(func)
         self.__doc__ = func.__doc__
         self.__wrapped__ = func

@@ -311,3 +311,17 @@ def test_global_api_holds_what_the_test_app_ddp_module_registers() -> None:
     assert API.publications["NotesByText"] is ddp.NotesByText
     assert API.methods["add"] is ddp.add
     assert {"echo", "add", "add_note", "add_note_then_fail", "fail_internal"} <= set(API.methods)
+
+
+@pytest.mark.parametrize("items", ["AllNotes", Publication], ids=["a string", "one class"])
+def test_register_without_a_list_is_a_type_error_saying_so(registry: Registry, items: object) -> None:
+    with pytest.raises(TypeError, match="takes a list of things to register"):
+        registry.register(items)  # type: ignore[arg-type]
+
+
+def test_method_without_a_name_needs_one_given() -> None:
+    import functools
+
+    with pytest.raises(TypeError, match="give a name"):
+        Method(functools.partial(print, 1))
+    assert Method(functools.partial(print, 1), name="printer").name == "printer"
