@@ -37,7 +37,8 @@ from typing import Any
 from clientpool import STAGES, OpenOrder, raise_open_files_limit, worker_main
 from wsclient import DDPClient, WebSocket
 
-REPO = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 EXAMPLE = REPO / "example"
 LISTENING = re.compile(r"listening on http://([^:/]+):(\d+)/")
 HOST = "127.0.0.1"
@@ -97,16 +98,21 @@ def open_files_limit(pid: int) -> int:
 class Server:
     """The dddp server under test; its log goes to a file, which nothing has to drain."""
 
-    def __init__(self, app_name: str, log_level: str):
+    def __init__(self, app_name: str, log_level: str, traced: bool):
         self.log = tempfile.NamedTemporaryFile(prefix="dddp-capacity-", suffix=".log", delete=False)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PGAPPNAME": app_name}
         # libpq reads PGAPPNAME, so pg_stat_activity can tell this process's
         # connections from any other client of the same database.
+        entry = ["-m", "dddp"]
+        self.trace_prefix = ""
+        if traced:
+            entry = [str(BENCH / "traced_server.py")]
+            self.trace_prefix = env["DDDP_TRACE_PREFIX"] = tempfile.mkdtemp(prefix="dddp-trace-") + "/trace"
+        self._snapshots = 0
         self.process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "dddp",
+                *entry,
                 "--settings",
                 "example_project.settings",
                 "--pythonpath",
@@ -141,6 +147,22 @@ class Server:
         raise SystemExit(
             f"the server did not start listening within {timeout:.0f}s:\n{self.log_text()[-3000:]}"
         )
+
+    def snapshot(self, timeout: float = 300.0) -> Any:
+        """A tracemalloc snapshot of the traced server (`traced_server.py` dumps it on SIGUSR1)."""
+        import tracemalloc
+
+        self._snapshots += 1
+        path = Path(f"{self.trace_prefix}-{self._snapshots}.snap")
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"the traced server wrote no snapshot within {timeout:.0f}s")
+            time.sleep(0.2)
+        snapshot = tracemalloc.Snapshot.load(str(path))
+        path.unlink()
+        return snapshot
 
     def stop(self) -> tuple[int | None, float]:
         """SIGTERM; (exit code or None if it had to be killed, seconds to exit)."""
@@ -249,6 +271,38 @@ def warm_up(port: int, connections: int = 20) -> None:
     asyncio.run(run())
 
 
+# --- where the memory goes (--traced) ---------------------------------------------
+
+#: Frames that only say "something allocated": attribution skips past them.
+_PLUMBING = ("/tracemalloc.py", "/traceback.py", "<frozen ", "/linecache.py")
+
+
+def allocation_sites(before: Any, after: Any, connections: int, top: int = 15) -> list[dict[str, Any]]:
+    """The source lines whose live allocations grew most, in bytes per connection, with callers."""
+    sites = []
+    for stat in after.compare_to(before, "traceback")[:top]:
+        frames = [f for f in stat.traceback if not f.filename.startswith(_PLUMBING)] or list(stat.traceback)
+        # tracemalloc lists the most recent call last; show innermost first.
+        chain = [f"{_short(frame.filename)}:{frame.lineno}" for frame in reversed(frames)][:6]
+        sites.append(
+            {
+                "bytes_per_connection": round(stat.size_diff / connections, 1),
+                "blocks_per_connection": round(stat.count_diff / connections, 2),
+                "where": chain,
+            }
+        )
+    total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    sites.append({"bytes_per_connection": round(total / connections, 1), "where": ["(all traced)"]})
+    return sites
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
 # --- client workers ------------------------------------------------------------
 
 
@@ -314,7 +368,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     db = example_database()
     if not args.no_migrate:
         migrate()
-    server = Server(app_name, args.server_log_level)
+    server = Server(app_name, args.server_log_level, args.traced)
     figures: dict[str, Any] = {"connections": args.connections, "stage": args.stage, "workers": args.workers}
     try:
         port = server.wait_until_listening()
@@ -325,6 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         probe(port, 3)
         time.sleep(1.0)  # let the warm-up sessions' greenlets finish and be freed
         baseline = memory(server.pid)
+        baseline_snapshot = server.snapshot() if args.traced else None
         figures["baseline"] = asdict(baseline)
         figures["baseline_open_files"] = open_files(server.pid)
         figures["baseline_db_connections"] = database_connections(db, app_name)
@@ -368,6 +423,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         answers = probe(port, args.probes)
         figures["answer_seconds_median"] = round(statistics.median(answers), 4)
         figures["answer_seconds_max"] = round(max(answers), 4)
+        if baseline_snapshot is not None and opened:
+            figures["allocations_per_connection"] = allocation_sites(baseline_snapshot, server.snapshot(), opened)
 
         hold_cpu_before = cpu_seconds(server.pid)
         hold_until = time.monotonic() + args.hold
@@ -511,6 +568,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="the server's --log-level (INFO, its default: a line per connection)",
+    )
+    parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="run the server under tracemalloc and list the lines holding the memory (slow; inflates RSS)",
     )
     parser.add_argument("--no-migrate", action="store_true", help="skip `manage.py migrate`")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -1,5 +1,7 @@
 """The public API: declare collections, publications and methods in your app's ddp.py.
 
+For example::
+
     from dddp.api import API, Collection, Publication
 
     class Book(Collection):

@@ -10,6 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: importing these for real must wait for the patch
+    from gevent.pywsgi import WSGIServer
+
+    from dddp.server.app import DDPServer
+    from dddp.server.options import Options
 
 logger = logging.getLogger("dddp.server")
 
@@ -51,10 +58,7 @@ class StartupError(Exception):
     """A problem the user can fix, reported as one line instead of a traceback."""
 
 
-def serve(options: object) -> int:
-    from dddp.server.options import Options
-
-    assert isinstance(options, Options)
+def serve(options: Options) -> int:
     for path in reversed(options.pythonpath):
         sys.path.insert(0, os.path.abspath(path))
     if options.settings:
@@ -91,7 +95,7 @@ def setup_django() -> None:
         connection.close()
 
 
-def build_app(serve_django: bool) -> object:
+def build_app(serve_django: bool) -> DDPServer:
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
@@ -118,7 +122,7 @@ def build_app(serve_django: bool) -> object:
     )
 
 
-def listen(host: str, port: int, app: object) -> object:
+def listen(host: str, port: int, app: DDPServer) -> WSGIServer:
     from gevent.pywsgi import WSGIServer
     from geventwebsocket.handler import WebSocketHandler
 
@@ -136,18 +140,15 @@ def listen(host: str, port: int, app: object) -> object:
     return http_server
 
 
-def run_until_stopped(http_server: object, server_app: object) -> int:
+def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
     import signal
 
     import gevent
     from gevent.event import Event
-    from gevent.pywsgi import WSGIServer
 
     from dddp import __version__
     from dddp.conf import dddp_settings
-    from dddp.server.app import DDPServer
 
-    assert isinstance(http_server, WSGIServer) and isinstance(server_app, DDPServer)
     stop = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop.set)
