@@ -88,11 +88,20 @@ class DDPServer:
             for session in list(self.sessions):
                 session.check_heartbeat(now)
 
+    def _wait_idle(self, timeout: float) -> bool:
+        """Wait until no session has a request received but unanswered; True if so."""
+        deadline = time.monotonic() + timeout
+        while not (self.workers.idle and all(session.idle for session in self.sessions)):
+            if time.monotonic() >= deadline:
+                return False
+            gevent.sleep(0.05)
+        return True
+
     def shut_down(self, timeout: float) -> None:
         """Stop taking sessions, let running methods finish, then close every session."""
         self.accepting = False
-        if not self.workers.wait_idle(timeout):
-            logger.warning("methods still running after %.1fs; closing anyway", timeout)
+        if not self._wait_idle(timeout):
+            logger.warning("requests still running after %.1fs; closing anyway", timeout)
         for session in list(self.sessions):
             session.shut_down()
         deadline = time.monotonic() + 2.0

@@ -205,6 +205,11 @@ class Session:
         self.subscriptions.discard(unsub.id)
         self.send(messages.nosub(unsub.id))  # D-32, D-53
 
+    @property
+    def idle(self) -> bool:
+        """No request waits or runs (what a graceful shutdown waits for)."""
+        return self._processor is None and not self._requests
+
     def _set_user_id(self, user_id: Any) -> None:
         self.user_id = user_id
 

@@ -59,15 +59,6 @@ class WorkerPool:
 
         connections.close_all()
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no job runs or waits, up to `timeout` seconds; True if idle."""
-        deadline = gevent.get_hub().loop.now() + timeout
-        while not self.idle:
-            if gevent.get_hub().loop.now() >= deadline:
-                return False
-            gevent.sleep(0.05)
-        return True
-
     def stop(self) -> None:
         """Let each worker finish its job, close its connections and exit."""
         for _ in self._greenlets:
