@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from dddp import signals
 from dddp.methods import ConnectionInfo, Method, MethodInvocation, method
 from dddp.protocol.errors import MeteorError, match_failed
 
@@ -39,15 +40,34 @@ __all__ = [
 
 
 class Collection:
-    """A Django model published as the DDP collection `app_label.model_name`."""
+    """A Django model published as the DDP collection `app_label.model_name`.
+
+    Documents carry every concrete field (see `dddp.documents` for names and
+    values); `fields` keeps only those named, `exclude` drops those named, and
+    overriding `shape` can rename, add or compute fields. Filters of
+    publications still see every column, published or not.
+    """
 
     model: ClassVar[type[models.Model]]
     #: The DDP collection name; by default the model's `app_label.model_name`.
     name: ClassVar[str | None] = None
+    #: Only these fields are published (default: all).
+    fields: ClassVar[Sequence[str] | None] = None
+    #: These fields are never published.
+    exclude: ClassVar[Sequence[str]] = ()
 
     @classmethod
     def collection_name(cls) -> str:
         return cls.name or cls.model._meta.label_lower
+
+    @classmethod
+    def shape(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """The published document from all of a row's fields; must not touch the database."""
+        if cls.fields is not None:
+            fields = {name: value for name, value in fields.items() if name in cls.fields}
+        if cls.exclude:
+            fields = {name: value for name, value in fields.items() if name not in cls.exclude}
+        return fields
 
 
 class Publication:
@@ -92,6 +112,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.collections: dict[str, type[Collection]] = {}
+        self.collections_by_model: dict[type[models.Model], type[Collection]] = {}
         self.publications: dict[str, type[Publication]] = {}
         self.methods: dict[str, Method] = {}
 
@@ -106,6 +127,8 @@ class Registry:
                 ):
                     raise ImproperlyConfigured(f"{item.__name__}.model must be a Django model class")
                 self._add(self.collections, item.collection_name(), item, "collection")
+                self._add(self.collections_by_model, item.model, item, "collection for model")
+                signals.connect(item)
             elif inspect.isclass(item) and issubclass(item, Publication):
                 self._add(self.publications, item.publication_name(), item, "publication")
             elif isinstance(item, Method):
@@ -123,6 +146,9 @@ class Registry:
         found = method(func, name=name)
         self.register([found])
         return found
+
+    def collection_for_model(self, model: type[models.Model]) -> type[Collection] | None:
+        return self.collections_by_model.get(model._meta.concrete_model or model)
 
     @staticmethod
     def _add(table: dict[str, Any], name: str, item: Any, kind: str) -> None:

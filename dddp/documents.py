@@ -1,0 +1,72 @@
+"""Model rows as DDP documents: their ids (D-55) and their fields.
+
+A document's fields are named as Django's serializers name them: each
+concrete field by its name, a foreign key by its field name with the related
+row's document id (`"author": "3"`), a many-to-many field by its name with the
+list of related document ids. Values are whatever EJSON makes of them
+(`dddp.protocol.ejson`): datetimes become `$date`, dates ISO strings,
+decimals and UUIDs strings, binary `$binary`, JSON fields stay JSON.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.db import models
+
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def document_id(pk: Any) -> str:
+    """The DDP id of a primary key, in Meteor's `MongoID.idStringify` form (D-55).
+
+    Integers and UUIDs become plain strings ("5", "0b6f...-..."), so a Meteor
+    client sees `_id` "5". A string pk passes through, except that one starting
+    with "-", "~" or "{", or looking like an ObjectID (24 lowercase hex digits),
+    gets a leading "-": the client strips it and sees the string itself.
+    """
+    if isinstance(pk, str):
+        if pk[:1] in ("-", "~", "{") or _OBJECT_ID.match(pk):
+            return "-" + pk
+        return pk
+    if isinstance(pk, (int, uuid.UUID)) and not isinstance(pk, bool):
+        return str(pk)
+    raise TypeError(f"cannot publish a primary key of type {type(pk).__name__}: {pk!r}")
+
+
+def field_value(field: models.Field[Any, Any], raw: Any) -> Any:
+    """One concrete field's raw value (`value_from_object`, or `.values()`) as a document value."""
+    if raw is None:
+        return None
+    if field.is_relation:  # a foreign key or one-to-one: the related document's id
+        return document_id(raw)
+    if isinstance(raw, memoryview):
+        return raw.tobytes()
+    if isinstance(field, models.FileField):
+        return str(raw) or None
+    return raw
+
+
+def concrete_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
+    """The model's own columns, primary key excluded (it is the document id)."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def document_fields(instance: models.Model) -> dict[str, Any]:
+    """The fields of an instance's document, from the values the instance holds."""
+    return {
+        field.name: field_value(field, getattr(instance, field.attname))
+        for field in concrete_fields(type(instance))
+    }
+
+
+def fields_from_values(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a document from a `.values(*attnames)` row of its model."""
+    return {field.name: field_value(field, values[field.attname]) for field in concrete_fields(model)}
+
+
+def value_attnames(model: type[models.Model]) -> list[str]:
+    """What to pass to `.values()` for `fields_from_values` (and the pk)."""
+    return [model._meta.pk.attname] + [f.attname for f in concrete_fields(model)]
