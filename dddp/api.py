@@ -151,7 +151,7 @@ class Registry:
         return self.collections_by_model.get(model._meta.concrete_model or model)
 
     @staticmethod
-    def _add(table: dict[str, Any], name: str, item: Any, kind: str) -> None:
+    def _add(table: dict[Any, Any], name: Any, item: Any, kind: str) -> None:
         existing = table.get(name)
         # The same definition imported again (autoreload, a test re-import) replaces itself.
         same = existing is not None and _qualified_name(existing) == _qualified_name(item)

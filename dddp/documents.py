@@ -70,3 +70,24 @@ def fields_from_values(model: type[models.Model], values: dict[str, Any]) -> dic
 def value_attnames(model: type[models.Model]) -> list[str]:
     """What to pass to `.values()` for `fields_from_values` (and the pk)."""
     return [model._meta.pk.attname] + [f.attname for f in concrete_fields(model)]
+
+
+def document_pk(model: type[models.Model], doc_id: str) -> Any:
+    """The primary key a document id stands for (the inverse of `document_id`)."""
+    pk_field = model._meta.pk
+    if isinstance(pk_field, (models.CharField, models.TextField)):
+        return doc_id[1:] if doc_id.startswith("-") else doc_id
+    return pk_field.to_python(doc_id)
+
+
+def canonical(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields as a Change payload delivers them (EJSON-encoded, then decoded).
+
+    Rows read from the database hold dates, decimals and microseconds that a
+    payload holds as strings and milliseconds; comparing the two forms would
+    find changes where there are none.
+    """
+    from dddp.protocol import ejson
+
+    decoded: dict[str, Any] = ejson.from_json_value(ejson.to_json_value(fields))
+    return decoded

@@ -98,3 +98,9 @@ def _needs_reading_back(instance: models.Model, update_fields: frozenset[str] | 
         hasattr(getattr(instance, field.attname, None), "resolve_expression")
         for field in instance._meta.concrete_fields
     )
+
+
+def send_fence(token: str, using: str = "default") -> None:
+    """NOTIFY a write fence (after the method's transaction committed)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [changes.FENCE_CHANNEL, token])

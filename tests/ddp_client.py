@@ -16,6 +16,8 @@ class DDPClient:
         self.url = url
         self.ws = websocket.create_connection(url, timeout=timeout)
         self.session: str | None = None
+        #: The documents the client holds, as a Meteor client keeps them (collection -> id -> fields).
+        self.collections: dict[str, dict[str, dict[str, Any]]] = {}
 
     # --- raw -----------------------------------------------------------------
 
@@ -29,7 +31,46 @@ class DDPClient:
         self.ws.settimeout(timeout)
         text = self.ws.recv()
         assert text, "the server closed the connection"
-        return json.loads(text)
+        message = json.loads(text)
+        self._apply(message)
+        return message
+
+    def _apply(self, message: dict[str, Any]) -> None:
+        """Keep `collections` as a strict (Meteor 1.x) client would, failing on D-58 violations."""
+        kind = message.get("msg")
+        if kind not in ("added", "changed", "removed"):
+            return
+        docs = self.collections.setdefault(message["collection"], {})
+        doc_id = message["id"]
+        if kind == "added":
+            assert doc_id not in docs, f"duplicate added (D-58): {message}"
+            docs[doc_id] = dict(message.get("fields", {}))
+        elif kind == "changed":
+            assert doc_id in docs, f"changed for a document the client does not hold (D-58): {message}"
+            assert message.get("fields") or message.get("cleared"), f"empty changed (D-58): {message}"
+            docs[doc_id].update(message.get("fields", {}))
+            for name in message.get("cleared", []):
+                docs[doc_id].pop(name, None)
+        else:
+            assert doc_id in docs, f"removed for a document the client does not hold (D-58): {message}"
+            del docs[doc_id]
+
+    def wait_for_view(
+        self, collection: str, expected: dict[str, dict[str, Any]], timeout: float = 10.0
+    ) -> None:
+        """Read messages until the client's `collection` equals `expected` (fails after `timeout`)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.collections.get(collection, {}) != expected:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, (
+                f"view of {collection} never became {expected}: {self.collections.get(collection)}"
+            )
+            try:
+                self.recv(timeout=remaining)
+            except websocket.WebSocketTimeoutException:
+                continue
 
     def recv_until(
         self, done: Callable[[dict[str, Any]], bool], timeout: float = 5.0

@@ -10,6 +10,7 @@ from typing import Any
 import gevent
 
 from dddp.api import Registry
+from dddp.server.hub import Hub
 from dddp.server.session import Session
 from dddp.server.websocket import CLOSE_POLICY_VIOLATION, WebSocketTransport
 from dddp.server.workers import WorkerPool
@@ -36,6 +37,8 @@ class DDPServer:
         heartbeat_interval: float,
         heartbeat_timeout: float,
         method_workers: int,
+        connect_listener: Callable[[], Any],
+        fence_timeout: float = 10.0,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -44,7 +47,9 @@ class DDPServer:
         self.max_subscriptions = max_subscriptions
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.fence_timeout = fence_timeout
         self.workers = WorkerPool(method_workers)
+        self.hub = Hub(registry, connect_listener)
         self.sessions: set[Session] = set()
         self.accepting = True
         self._ticker = gevent.spawn(self._tick_heartbeats)
@@ -108,6 +113,7 @@ class DDPServer:
         while self.sessions and time.monotonic() < deadline:
             gevent.sleep(0.05)
         self._ticker.kill()
+        self.hub.stop()
         self.workers.stop()
 
 

@@ -119,7 +119,16 @@ def build_app(serve_django: bool) -> DDPServer:
         heartbeat_interval=dddp_settings.HEARTBEAT_INTERVAL,
         heartbeat_timeout=dddp_settings.HEARTBEAT_TIMEOUT,
         method_workers=dddp_settings.METHOD_WORKERS,
+        connect_listener=connect_listener,
     )
+
+
+def connect_listener() -> object:
+    """A new psycopg2 connection to the default database, for the Listener."""
+    import psycopg2
+    from django.db import connections
+
+    return psycopg2.connect(**connections["default"].get_connection_params())
 
 
 def listen(host: str, port: int, app: DDPServer) -> WSGIServer:

@@ -29,6 +29,7 @@ from dddp.protocol.errors import (
     method_not_found,
     subscription_not_found,
 )
+from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.server.websocket import (
     CLOSE_GOING_AWAY,
@@ -37,9 +38,11 @@ from dddp.server.websocket import (
     FrameRejected,
     TransportClosed,
 )
+from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
     from dddp.server.app import DDPServer
+    from dddp.server.hub import ObserverKey
 
 logger = logging.getLogger("dddp.server")
 
@@ -62,7 +65,8 @@ class Session:
             heartbeat_timeout=server.heartbeat_timeout,
         )
         self.user_id: Any = None
-        self.subscriptions: set[str] = set()
+        self.subscriptions: dict[str, ObserverKey] = {}
+        self.mergebox = Mergebox()
         self.closed = False
         self.close_reason = "closed by the client"
         self._requests: deque[Event] = deque()
@@ -98,6 +102,8 @@ class Session:
         finally:
             self.closed = True
             self.server.forget(self)
+            if self.subscriptions:
+                gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))
             logger.info(
                 "connection %d closed after %.1fs (session %s): %s",
                 self.number,
@@ -152,6 +158,7 @@ class Session:
     def _call_method(self, call: CallMethod) -> None:
         """Exactly one `result` and one `updated` per method id, whatever happens (D-81)."""
         found = self.server.registry.methods.get(call.name)
+        fence, wrote = "", False
         try:
             if found is None:
                 raise method_not_found(call.name)
@@ -162,7 +169,12 @@ class Session:
                 random_seed=call.random_seed,
                 set_user_id=self._set_user_id,
             )
-            value = self.server.workers.run(call_method, found, call.name, call.params, invocation)
+            fence = self.server.hub.new_fence()
+            error, value, wrote = self.server.workers.run(
+                _call_with_fence, found, call.name, call.params, invocation, fence
+            )
+            if error is not None:
+                raise error
             reply = messages.result(call.id, value)
         except MeteorError as err:
             reply = self._encode_error(call, err)
@@ -170,7 +182,18 @@ class Session:
             logger.exception("connection %d: method %r failed", self.number, call.name)
             reply = messages.result_error(call.id, internal_server_error())
         self.send(reply)
+        if found is not None:
+            self._await_fence(fence, wrote)
         self.send(messages.updated([call.id]))
+
+    def _await_fence(self, fence: str, wrote: bool) -> None:
+        """`updated` waits until the method's own data messages are sent (D-82)."""
+        if not wrote:
+            self.server.hub.drop_fence(fence)
+        elif not self.server.hub.wait_fence(fence, self.server.fence_timeout):
+            logger.warning(
+                "connection %d: write fence %s timed out; sending updated anyway", self.number, fence
+            )
 
     def _encode_error(self, call: CallMethod, err: MeteorError) -> str:
         try:
@@ -193,17 +216,68 @@ class Session:
             return
         try:
             publication.check_params(sub.params)
+            key = self.server.hub.subscribe(self, sub.id, publication, sub.params, self.user_id)
         except MeteorError as err:
+            self.withdraw(sub.id)
             self.send(messages.nosub(sub.id, err))
             return
-        self.subscriptions.add(sub.id)
-        # Live data (added/changed/removed through NOTIFY) is the observer's job;
-        # until it lands, a publication is ready with no documents (D-52).
-        self.send(messages.ready([sub.id]))
+        except Exception:
+            logger.exception("connection %d: publication %r failed", self.number, sub.name)
+            self.withdraw(sub.id)
+            self.send(messages.nosub(sub.id, internal_server_error()))  # D-54
+            return
+        self.subscriptions[sub.id] = key
+        self.send(messages.ready([sub.id]))  # after the initial documents (D-52)
 
     def _unsubscribe(self, unsub: Unsubscribe) -> None:
-        self.subscriptions.discard(unsub.id)
-        self.send(messages.nosub(unsub.id))  # D-32, D-53
+        key = self.subscriptions.pop(unsub.id, None) if isinstance(unsub.id, str) else None
+        if key is not None:
+            self.server.hub.unsubscribe(self, unsub.id, key)  # documents out first (D-53)
+        self.send(messages.nosub(unsub.id))  # D-32
+
+    # --- data from observers (called in the hub's greenlet) ------------------------
+
+    def deliver(
+        self,
+        sub_id: str,
+        kind: str,
+        collection: str,
+        doc_id: str,
+        fields: dict[str, Any],
+        cleared: tuple[str, ...],
+        text: str | None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """A subscription's document message, through this client's mergebox (D-70).
+
+        `after` is the observer's whole new document: the mergebox keeps a
+        reference to it, shared by every session, instead of a copy of its own.
+        """
+        if self.closed:
+            return
+        if kind == "added":
+            out = self.mergebox.added(sub_id, collection, doc_id, fields)
+        elif kind == "changed":
+            out = self.mergebox.changed(sub_id, collection, doc_id, fields, cleared, after=after)
+        else:
+            out = self.mergebox.removed(sub_id, collection, doc_id)
+        if out is not None:
+            # The observer encoded the message once for all; most sessions send it as is.
+            self.send(text if out.passthrough and text is not None else out.to_message())
+
+    def withdraw(self, sub_id: str) -> None:
+        """Take a subscription's documents out of the client's view (D-53, D-74)."""
+        for out in self.mergebox.remove_subscription(sub_id):
+            self.send(out.to_message())
+
+    def subscription_failed(self, sub_id: str, error: MeteorError) -> None:
+        """The publication failed after `ready` (D-54): its documents are already withdrawn."""
+        self.subscriptions.pop(sub_id, None)
+        self.send(messages.nosub(sub_id, error))
+
+    def _forget_subscriptions(self, subscriptions: dict[str, ObserverKey]) -> None:
+        for sub_id, key in subscriptions.items():
+            self.server.hub.forget(self, sub_id, key)
 
     @property
     def idle(self) -> bool:
@@ -285,3 +359,17 @@ class Session:
     def shut_down(self) -> None:
         """Graceful server shutdown: a 1001 close frame after what is queued."""
         self.close(CLOSE_GOING_AWAY, "server shutting down")
+
+
+def _call_with_fence(
+    found: Any, name: str, params: list[Any], invocation: MethodInvocation, fence: str
+) -> tuple[MeteorError | None, Any, bool]:
+    """Run a method on a worker; if it sent Changes, NOTIFY the fence after its commit."""
+    reset_changes_sent()
+    try:
+        return None, call_method(found, name, params, invocation), changes_sent() > 0
+    except MeteorError as error:
+        return error, None, changes_sent() > 0
+    finally:
+        if changes_sent():
+            send_fence(fence)

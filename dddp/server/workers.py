@@ -53,7 +53,7 @@ class WorkerPool:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
                 result.set_exception(exc)
             finally:
-                _close_broken_connections()
+                close_broken_connections()
                 self._busy -= 1
         from django.db import connections
 
@@ -66,7 +66,7 @@ class WorkerPool:
         gevent.joinall(self._greenlets, timeout=5)
 
 
-def _close_broken_connections() -> None:
+def close_broken_connections() -> None:
     """Keep a worker's connection across jobs (unlike a request's), unless it broke.
 
     Django's `close_old_connections` would close it after every job whenever

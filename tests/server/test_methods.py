@@ -205,12 +205,12 @@ def test_subscriptions_beyond_the_limit_get_nosub_429(start_server) -> None:  # 
     server = start_server(DDDP_MAX_SUBSCRIPTIONS="2").wait_until_listening()
     with DDPClient(server.ws_url) as ddp:
         ddp.connect()
-        assert ddp.sub("AllNotes", id="one")[-1]["msg"] == "ready"
-        assert ddp.sub("NotesByText", "x", id="two")[-1]["msg"] == "ready"
-        refused = ddp.sub("AllNotes", id="three")[-1]
+        assert ddp.sub("NotesByText", "no such note 1", id="one")[-1]["msg"] == "ready"
+        assert ddp.sub("NotesByText", "no such note 2", id="two")[-1]["msg"] == "ready"
+        refused = ddp.sub("NotesByText", "no such note 3", id="three")[-1]
         assert refused["msg"] == "nosub"
         assert refused["error"]["error"] == 429
         assert refused["error"]["reason"] == "Too many subscriptions: at most 2 per connection"
         ddp.send({"msg": "unsub", "id": "one"})
         assert ddp.recv() == {"msg": "nosub", "id": "one"}
-        assert ddp.sub("AllNotes", id="three")[-1] == {"msg": "ready", "subs": ["three"]}
+        assert ddp.sub("NotesByText", "no such note 3", id="three")[-1] == {"msg": "ready", "subs": ["three"]}

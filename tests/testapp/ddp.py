@@ -105,3 +105,59 @@ def patch_state(this):
         )
         is False,
     }
+
+
+class AuthorCollection(Collection):
+    model = models.Author
+
+
+class BookCollection(Collection):
+    model = models.Book
+
+
+class AllBooks(Publication):
+    queries = [models.Author.objects.all(), models.Book.objects.all()]
+
+
+class BooksByAuthorEmail(Publication):
+    def get_queries(self, author_email):
+        return [
+            models.Author.objects.filter(email=author_email),
+            models.Book.objects.filter(author__email=author_email),
+        ]
+
+
+class LongBooks(Publication):
+    """Filters on the row's own columns only: decided in memory."""
+
+    def get_queries(self, min_pages):
+        return [models.Book.objects.filter(pages__gte=min_pages)]
+
+
+class FailingPublication(Publication):
+    def get_queries(self):
+        raise ValueError("publication bug")
+
+
+class RefusingPublication(Publication):
+    def get_queries(self):
+        raise MeteorError(403, "Not for you")
+
+
+API.register(
+    [
+        AuthorCollection,
+        BookCollection,
+        AllBooks,
+        BooksByAuthorEmail,
+        LongBooks,
+        FailingPublication,
+        RefusingPublication,
+    ]
+)
+
+
+@API.method
+def add_book(this, title, author_email, pages=0):
+    author = models.Author.objects.get(email=author_email)
+    return str(models.Book.objects.create(title=title, author=author, pages=pages).pk)

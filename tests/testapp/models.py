@@ -5,3 +5,22 @@ class Note(models.Model):
     """A row the test methods write, to check that failed methods keep nothing."""
 
     text = models.CharField(max_length=200)
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(unique=True)
+
+
+class Book(models.Model):
+    """A book with one field of each kind a document must carry."""
+
+    title = models.CharField(max_length=200)
+    author = models.ForeignKey(Author, related_name="books", on_delete=models.CASCADE)
+    body = models.TextField(blank=True, default="")
+    published = models.DateField(null=True, blank=True)
+    price = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    pages = models.IntegerField(default=0)
+    isbn = models.UUIDField(null=True, blank=True)
+    cover = models.BinaryField(null=True, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)

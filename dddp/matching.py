@@ -1,0 +1,170 @@
+"""Deciding in memory whether a changed row belongs to a queryset.
+
+A publication's queryset that filters only on its own model's columns, with
+plain values and simple lookups, can be evaluated on a Change's fields with no
+query at all. `compile_matcher` returns such a predicate, or None when only the
+database can tell (joins, expressions, slices, lookups whose semantics depend
+on collations or on precision the payload does not keep). The predicate uses
+SQL's three-valued logic, so NULLs behave as in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Callable
+from typing import Any
+
+from django.db import models
+from django.db.models import lookups
+from django.db.models.expressions import Col
+from django.db.models.sql.where import AND, OR, WhereNode
+
+from dddp.documents import field_value
+from dddp.protocol import ejson
+
+#: A row's document fields in, True/False/None (SQL's unknown) out.
+Predicate = Callable[[dict[str, Any]], bool | None]
+Matcher = Callable[[dict[str, Any]], bool]
+
+_COMPARISONS = {
+    lookups.GreaterThan: lambda a, b: a > b,
+    lookups.GreaterThanOrEqual: lambda a, b: a >= b,
+    lookups.LessThan: lambda a, b: a < b,
+    lookups.LessThanOrEqual: lambda a, b: a <= b,
+}
+
+
+def compile_matcher(queryset: models.QuerySet[Any]) -> Matcher | None:
+    """A predicate deciding membership from a document's fields, or None."""
+    query = queryset.query
+    if (
+        query.is_sliced
+        or query.distinct_fields
+        or query.combinator
+        or query.extra
+        or query.annotations
+        or len(query.alias_map) > 1  # a join: other tables decide too
+    ):
+        return None
+    predicate = _compile(query.where, query.get_initial_alias())
+    if predicate is None:
+        return None
+    return lambda fields: predicate(fields) is True
+
+
+def _compile(node: Any, alias: str | None) -> Predicate | None:
+    if isinstance(node, WhereNode):
+        return _compile_where(node, alias)
+    if isinstance(node, lookups.Lookup):
+        return _compile_lookup(node, alias)
+    return None
+
+
+def _compile_where(node: WhereNode, alias: str | None) -> Predicate | None:
+    children = [_compile(child, alias) for child in node.children]
+    if any(child is None for child in children):
+        return None
+    parts: list[Predicate] = [child for child in children if child is not None]
+    if node.connector == AND:
+        combined = _all(parts)
+    elif node.connector == OR:
+        combined = _any(parts)
+    else:  # XOR (Django 4.2+) and anything newer: leave it to the database
+        return None
+    if node.negated:
+        return lambda fields: None if (value := combined(fields)) is None else not value
+    return combined
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    def evaluate(fields: dict[str, Any]) -> bool | None:
+        result: bool | None = True
+        for part in parts:
+            value = part(fields)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+    return evaluate
+
+
+def _any(parts: list[Predicate]) -> Predicate:
+    def evaluate(fields: dict[str, Any]) -> bool | None:
+        result: bool | None = False
+        for part in parts:
+            value = part(fields)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    return evaluate
+
+
+def _compile_lookup(lookup: lookups.Lookup[Any], alias: str | None) -> Predicate | None:
+    lhs, rhs = lookup.lhs, lookup.rhs
+    if not isinstance(lhs, Col) or lhs.alias != alias or hasattr(rhs, "resolve_expression"):
+        return None
+    field = lhs.target
+    if not _exact_in_memory(field):
+        return None
+    try:
+        return _compile_comparison(lookup, field, rhs)
+    except (TypeError, ValueError):  # a value we cannot put in document form
+        return None
+
+
+def _compile_comparison(
+    lookup: lookups.Lookup[Any], field: models.Field[Any, Any], rhs: Any
+) -> Predicate | None:
+    name = field.name
+    if isinstance(lookup, lookups.IsNull):
+        wanted_null = bool(rhs)
+        return lambda fields: (fields.get(name) is None) == wanted_null
+    if isinstance(lookup, lookups.Exact):
+        value = _as_document_value(field, rhs)
+        return lambda fields: None if (got := fields.get(name)) is None else got == value
+    if isinstance(lookup, lookups.In):
+        values = [_as_document_value(field, item) for item in rhs if item is not None]
+        return lambda fields: None if (got := fields.get(name)) is None else got in values
+    for lookup_class, compare in _COMPARISONS.items():
+        if type(lookup) is lookup_class and _ordered_in_memory(field):
+            bound = _as_document_value(field, rhs)
+            return lambda fields: None if (got := fields.get(name)) is None else compare(got, bound)
+    return None
+
+
+def _exact_in_memory(field: models.Field[Any, Any]) -> bool:
+    """Equality in Python is PostgreSQL's for this field's document values.
+
+    Not for datetimes (payloads keep milliseconds, the column microseconds),
+    decimals (documents hold strings: "1.0" != "1.00"), JSON, or text with a
+    non-deterministic collation.
+    """
+    if isinstance(field, (models.DateTimeField, models.DecimalField, models.JSONField)):
+        return False
+    if getattr(field, "db_collation", None):
+        return False
+    return True
+
+
+def _ordered_in_memory(field: models.Field[Any, Any]) -> bool:
+    """Ordering in Python is PostgreSQL's: numbers, and dates (ISO strings sort as dates)."""
+    if field.is_relation:
+        return False
+    return isinstance(
+        field,
+        (models.IntegerField, models.FloatField, models.DateField, models.BigAutoField, models.AutoField),
+    ) and not isinstance(field, models.DateTimeField)
+
+
+def _as_document_value(field: models.Field[Any, Any], value: Any) -> Any:
+    """A filter's value in the form documents hold it (as a Change payload decodes)."""
+    if isinstance(value, (datetime.datetime, decimal.Decimal)):
+        raise ValueError("not comparable in memory")  # excluded by _exact_in_memory
+    value = field.get_prep_value(value) if not field.is_relation else value
+    return ejson.from_json_value(ejson.to_json_value(field_value(field, value)))

@@ -1,0 +1,238 @@
+"""The Hub: every observer of this process, fed by the Listener, run by one greenlet.
+
+Notification batches, first loads, re-reads after a lost connection,
+subscribing and unsubscribing all go through one queue served by one
+greenlet, in order. That order is what makes subscribing race-free: the
+observer's channels are LISTENed before its first load is queued, so a change
+committed before the load's query is in the query's result, and one committed
+after is delivered after the load (a change delivered before the load is
+skipped: the load reads it from the database).
+
+Write fences (D-82): a method that wrote something ends with a NOTIFY on the
+fence channel, after its transaction; since PostgreSQL delivers in commit
+order, by the time the hub reaches the fence it has sent every data message
+the method's changes caused, and the session may send `updated`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.queue import Queue
+
+from dddp.changes import FENCE_CHANNEL, Change, Reassembler
+from dddp.protocol import ejson
+from dddp.protocol.errors import MeteorError, internal_server_error
+from dddp.protocol.ids import random_id
+from dddp.server.listener import Listener, Notification
+from dddp.server.observer import Observer
+from dddp.server.workers import close_broken_connections
+
+if TYPE_CHECKING:
+    from dddp.api import Publication, Registry
+    from dddp.server.session import Session
+
+logger = logging.getLogger("dddp.server")
+
+ObserverKey = tuple[str, str, str]
+
+
+class Hub:
+    """Multiplexes subscriptions: one Observer per (publication, params, user)."""
+
+    def __init__(self, registry: Registry, connect: Callable[[], Any]):
+        self.registry = registry
+        self.observers: dict[ObserverKey, Observer] = {}
+        self._ready: dict[ObserverKey, AsyncResult[None]] = {}
+        self._queue: Queue[tuple[Any, ...]] = Queue()
+        self._reassembler = Reassembler()
+        self._fences: dict[str, AsyncResult[None]] = {}
+        self._fence_numbers = itertools.count(1)
+        self.server_id = random_id()
+        self.listener = Listener(connect, self._received, self._reconnected, always=(FENCE_CHANNEL,))
+        self._greenlet = gevent.spawn(self._run)
+
+    # --- called from session greenlets ----------------------------------------------
+
+    def subscribe(
+        self, session: Session, sub_id: str, publication: type[Publication], params: list[Any], user_id: Any
+    ) -> ObserverKey:
+        """Attach the subscription to its observer (made and loaded if new); raises MeteorError."""
+        key = (publication.publication_name(), ejson.dumps(params, canonical=True), repr(user_id))
+        ready = self._ready.get(key)
+        if ready is None:
+            ready = self._ready[key] = AsyncResult()
+            try:
+                observer = self._call(Observer, self.registry, publication, params, user_id)
+                self.observers[key] = observer
+                self.listener.listen(observer.channels)  # before the load: see the module docstring
+                self._call(observer.load)
+                ready.set(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
+                self._ready.pop(key, None)
+                observer = self.observers.pop(key, None)  # type: ignore[assignment]
+                if observer is not None:
+                    self.listener.unlisten(observer.channels)
+                ready.set_exception(exc)
+        ready.get()  # raises the first subscriber's exception to later ones too
+        if not self._call(self._attach, key, session, sub_id):
+            # Its last subscriber left while we waited: start a fresh one.
+            return self.subscribe(session, sub_id, publication, params, user_id)
+        return key
+
+    def unsubscribe(self, session: Session, sub_id: str, key: ObserverKey) -> None:
+        """Withdraw the subscription's documents from the session (D-53) and detach it."""
+        self._call(self._detach, session, sub_id, key, True)
+
+    def forget(self, session: Session, sub_id: str, key: ObserverKey) -> None:
+        """Detach a subscription of a session that is gone: nothing to send."""
+        self._call(self._detach, session, sub_id, key, False)
+
+    def new_fence(self) -> str:
+        token = f"{self.server_id}.{next(self._fence_numbers)}"
+        self._fences[token] = AsyncResult()
+        return token
+
+    def wait_fence(self, token: str, timeout: float) -> bool:
+        """Wait until the hub has dispatched everything committed before the fence."""
+        fence = self._fences.get(token)
+        try:
+            return fence is None or fence.wait(timeout) is not None or fence.ready()
+        finally:
+            self._fences.pop(token, None)
+
+    def drop_fence(self, token: str) -> None:
+        self._fences.pop(token, None)
+
+    def stop(self) -> None:
+        self._greenlet.kill()
+        self.listener.stop()
+
+    # --- the hub's greenlet ------------------------------------------------------------
+
+    def _call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(*args)` in the hub's greenlet, in queue order; return or raise its outcome."""
+        outcome: AsyncResult[Any] = AsyncResult()
+        self._queue.put(("call", func, args, outcome))
+        return outcome.get()
+
+    def _received(self, batch: list[Notification]) -> None:
+        self._queue.put(("batch", batch))
+
+    def _reconnected(self) -> None:
+        self._reassembler.reset()
+        self._queue.put(("reload",))
+
+    def _run(self) -> None:
+        while True:
+            command = self._queue.get()
+            try:
+                if command[0] == "call":
+                    _, func, args, outcome = command
+                    try:
+                        outcome.set(func(*args))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        outcome.set_exception(exc)
+                elif command[0] == "batch":
+                    self._process(command[1])
+                elif command[0] == "reload":
+                    for observer in list(self.observers.values()):
+                        if observer.loaded:
+                            self._guarded(observer, observer.load)
+            except Exception:
+                logger.exception("the hub failed to process %s", command[0])
+            finally:
+                close_broken_connections()
+
+    def _process(self, batch: list[Notification]) -> None:
+        pending: list[Change] = []
+        for channel, payload in batch:
+            if channel == FENCE_CHANNEL:
+                self._dispatch(pending)
+                pending = []
+                fence = self._fences.get(payload)
+                if fence is not None:
+                    fence.set(None)
+                continue
+            try:
+                change = self._reassembler.feed(channel, payload)
+            except ValueError as exc:
+                logger.error("dropped a malformed notification on %s: %s", channel, exc)
+                continue
+            if change is not None:
+                pending.append(change)
+        self._dispatch(pending)
+
+    def _dispatch(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        names = {change.collection for change in changes}
+        for observer in list(self.observers.values()):
+            if observer.loaded and observer.collections & names:
+                relevant = [change for change in changes if change.collection in observer.collections]
+                self._guarded(observer, observer.apply, relevant)
+
+    def _guarded(self, observer: Observer, func: Callable[..., None], *args: Any) -> None:
+        """Run an observer step; if the publication fails, end its subscriptions (D-54).
+
+        A lost database connection is not the publication's fault: the step is
+        retried, with backoff, on a new connection, for as long as PostgreSQL
+        takes to come back (up to about a minute).
+        """
+        try:
+            _retrying_lost_connections(func, *args)
+        except Exception as exc:
+            if isinstance(exc, MeteorError):
+                error = exc
+            else:
+                logger.exception("publication %s failed", observer.name)
+                error = internal_server_error()
+            self._fail(observer, error)
+
+    def _fail(self, observer: Observer, error: MeteorError) -> None:
+        key = next((k for k, o in self.observers.items() if o is observer), None)
+        for session, sub_id in list(observer.subscribers):
+            self._detach(session, sub_id, key, True)
+            session.subscription_failed(sub_id, error)
+
+    def _attach(self, key: ObserverKey, session: Session, sub_id: str) -> bool:
+        observer = self.observers.get(key)
+        if observer is None:
+            return False
+        observer.attach(session, sub_id)
+        return True
+
+    def _detach(self, session: Session, sub_id: str, key: ObserverKey | None, withdraw: bool) -> None:
+        observer = self.observers.get(key) if key is not None else None
+        if observer is not None:
+            observer.detach(session, sub_id)
+            if not observer.subscribers:
+                del self.observers[key]  # type: ignore[arg-type]
+                self._ready.pop(key, None)  # type: ignore[arg-type]
+                gevent.spawn(self.listener.unlisten, observer.channels)
+        if withdraw:
+            session.withdraw(sub_id)
+
+
+def _retrying_lost_connections(func: Callable[..., None], *args: Any, attempts: int = 15) -> None:
+    from django.db import InterfaceError, OperationalError
+
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            func(*args)
+            return
+        except (OperationalError, InterfaceError) as exc:
+            close_broken_connections()
+            if attempt == attempts - 1:
+                raise
+            logger.warning(
+                "database unavailable (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay
+            )
+            gevent.sleep(delay)
+            delay = min(delay * 2, 5.0)

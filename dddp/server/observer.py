@@ -1,0 +1,237 @@
+"""An Observer: one publication, with one set of parameters, for one user, kept live.
+
+It holds the publication's current documents and, for each batch of Changes,
+decides which rows enter, stay in or leave each of its querysets:
+- in memory, when the queryset filters only on the row's own columns
+  (`dddp.matching`): no query at all;
+- with one query per batch (`pk__in` the changed ids) when it joins other tables;
+- by running the queryset again when a row of a joined table changed, or when
+  membership depends on other rows (slices).
+It then sends each subscribed session the difference as added/changed/removed,
+each message encoded once and shared by every session that passes it through
+its mergebox unchanged.
+
+Every method here runs in the hub's one greenlet, in notification order: an
+Observer needs no locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from dddp.changes import Change, channel_for
+from dddp.documents import canonical, document_id, document_pk, fields_from_values, value_attnames
+from dddp.matching import Matcher, compile_matcher
+from dddp.protocol import messages
+
+if TYPE_CHECKING:
+    from dddp.api import Collection, Publication, Registry
+    from dddp.server.session import Session
+
+logger = logging.getLogger("dddp.server")
+
+Documents = dict[str, dict[str, dict[str, Any]]]  # collection -> id -> fields
+
+
+class PublicationError(Exception):
+    """A publication that cannot be observed (e.g. it publishes an unregistered model)."""
+
+
+@dataclass
+class ObservedQuery:
+    """One queryset of a publication, and the ids of the rows in it now."""
+
+    queryset: models.QuerySet[Any]
+    collection: type[Collection]
+    name: str
+    related: set[str]  # collections of joined tables: a change there means re-running
+    matcher: Matcher | None
+    rerun_always: bool
+    ids: set[str] = field(default_factory=set)
+
+
+class Observer:
+    """Keeps one (publication, params, user)'s documents and subscribers up to date."""
+
+    def __init__(self, registry: Registry, publication: type[Publication], params: list[Any], user_id: Any):
+        self.registry = registry
+        self.name = publication.publication_name()
+        self.queries = [self._observe(qs) for qs in publication(user_id).get_queries(*params)]
+        self.documents: Documents = {}
+        self.subscribers: dict[tuple[Session, str], None] = {}  # ordered: insertion order
+        self.loaded = False
+
+    def _observe(self, queryset: models.QuerySet[Any]) -> ObservedQuery:
+        if not isinstance(queryset, models.QuerySet):
+            raise PublicationError(f"{self.name}.get_queries() must return querysets, got {queryset!r}")
+        collection = self.registry.collection_for_model(queryset.model)
+        if collection is None:
+            raise PublicationError(
+                f"{self.name} publishes {queryset.model._meta.label}, which is not a Collection"
+            )
+        related = set()
+        for join in list(queryset.query.alias_map.values())[1:]:
+            related_model = _model_for_table(join.table_name)
+            related_collection = related_model and self.registry.collection_for_model(related_model)
+            if related_collection is None:
+                logger.warning(
+                    "%s filters through table %s, which no Collection publishes: "
+                    "its changes reach subscribers only when the publication's own rows change",
+                    self.name,
+                    join.table_name,
+                )
+            else:
+                related.add(related_collection.collection_name())
+        return ObservedQuery(
+            queryset=queryset,
+            collection=collection,
+            name=collection.collection_name(),
+            related=related,
+            matcher=compile_matcher(queryset),
+            rerun_always=queryset.query.is_sliced,
+        )
+
+    @property
+    def collections(self) -> set[str]:
+        """The collections whose changes concern this observer (published or joined)."""
+        names = {q.name for q in self.queries}
+        for query in self.queries:
+            names |= query.related
+        return names
+
+    @property
+    def channels(self) -> set[str]:
+        """The NOTIFY channels this observer needs."""
+        return {channel_for(name) for name in self.collections}
+
+    # --- reading the database --------------------------------------------------------
+
+    def load(self) -> None:
+        """Run every queryset and send subscribers the difference (first load, or resync)."""
+        fresh: dict[tuple[str, str], dict[str, Any]] = {}
+        for query in self.queries:
+            rows = _run(query)
+            query.ids = set(rows)
+            for doc_id, fields in rows.items():
+                fresh[(query.name, doc_id)] = fields
+        known = [(name, doc_id) for name, docs in self.documents.items() for doc_id in docs]
+        self._update(dict.fromkeys([*fresh, *known]), fresh)  # in query order, then the gone
+        self.loaded = True
+
+    def apply(self, batch: list[Change]) -> None:
+        """Bring the documents up to date with a batch of Changes, in commit order."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        touched: dict[tuple[str, str], None] = {}  # ordered: messages follow commit order
+        for query in self.queries:
+            own = [change for change in batch if change.collection == query.name]
+            if query.rerun_always or any(change.collection in query.related for change in batch):
+                rows = _run(query)
+                touched.update(dict.fromkeys((query.name, doc_id) for doc_id in [*rows, *query.ids]))
+                query.ids = set(rows)
+                latest.update({(query.name, doc_id): fields for doc_id, fields in rows.items()})
+                continue
+            if not own:
+                continue
+            to_check: dict[str, dict[str, Any]] = {}
+            for change in own:
+                key = (query.name, change.id)
+                touched[key] = None
+                if change.op == "delete":
+                    query.ids.discard(change.id)
+                    to_check.pop(change.id, None)
+                    continue
+                fields = query.collection.shape(change.fields)
+                latest[key] = fields
+                if query.matcher is None:
+                    to_check[change.id] = fields
+                elif query.matcher(change.fields):
+                    query.ids.add(change.id)
+                else:
+                    query.ids.discard(change.id)
+            if to_check:
+                members = _members(query, to_check)
+                query.ids = (query.ids - set(to_check)) | members
+        self._update(touched, latest)
+
+    # --- sending ----------------------------------------------------------------------
+
+    def _update(self, keys: Iterable[tuple[str, str]], latest: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Set each key's document to what the queries now hold, and tell subscribers."""
+        for name, doc_id in keys:
+            member = any(doc_id in q.ids for q in self.queries if q.name == name)
+            docs = self.documents.setdefault(name, {})
+            old = docs.get(doc_id)
+            new = latest.get((name, doc_id), old) if member else None
+            if old is None and new is not None:
+                docs[doc_id] = new
+                self._send("added", name, doc_id, new, (), messages.added(name, doc_id, new))
+            elif old is not None and new is None:
+                del docs[doc_id]
+                self._send("removed", name, doc_id, {}, (), messages.removed(name, doc_id))
+            elif old is not None and new is not None and new is not old:
+                changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
+                cleared = tuple(k for k in old if k not in new)
+                docs[doc_id] = new
+                if changed or cleared:
+                    text = messages.changed(name, doc_id, changed, cleared)
+                    self._send("changed", name, doc_id, changed, cleared, text, after=new)
+
+    def _send(
+        self,
+        kind: str,
+        name: str,
+        doc_id: str,
+        fields: dict[str, Any],
+        cleared: tuple[str, ...],
+        text: str,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        for session, sub_id in list(self.subscribers):
+            session.deliver(sub_id, kind, name, doc_id, fields, cleared, text, after)
+
+    def attach(self, session: Session, sub_id: str) -> None:
+        """Add a subscriber and send it every current document."""
+        for name, docs in self.documents.items():
+            for doc_id, fields in docs.items():
+                session.deliver(sub_id, "added", name, doc_id, fields, (), None)
+        self.subscribers[(session, sub_id)] = None
+
+    def detach(self, session: Session, sub_id: str) -> None:
+        self.subscribers.pop((session, sub_id), None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    from dddp.protocol import ejson
+
+    return ejson.equals(a, b)
+
+
+def _run(query: ObservedQuery) -> dict[str, dict[str, Any]]:
+    """The query's rows now, as id -> published fields, streamed in chunks."""
+    model = query.queryset.model
+    rows = query.queryset.values(*value_attnames(model)).iterator(chunk_size=2000)
+    pk_name = model._meta.pk.attname
+    shape = query.collection.shape
+    return {document_id(row[pk_name]): shape(canonical(fields_from_values(model, row))) for row in rows}
+
+
+def _members(query: ObservedQuery, candidates: dict[str, Any]) -> set[str]:
+    """Which of these ids the query holds now: one query for the whole batch."""
+    model = query.queryset.model
+    pks = [document_pk(model, doc_id) for doc_id in candidates]
+    found = query.queryset.filter(pk__in=pks).values_list("pk", flat=True)
+    return {document_id(pk) for pk in found}
+
+
+def _model_for_table(table: str) -> type[models.Model] | None:
+    from django.apps import apps
+
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.db_table == table:
+            return model
+    return None

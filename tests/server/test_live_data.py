@@ -1,0 +1,270 @@
+"""Live publications: committed ORM changes reach subscribers as added/changed/removed.
+
+Writes are made by this test process through the ORM, committed for real, and
+travel through PostgreSQL NOTIFY to the server under test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from tests.ddp_client import DDPClient
+from tests.testapp.models import Author, Book
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def unique_email() -> str:
+    return f"{uuid.uuid4().hex[:12]}@example.com"
+
+
+def author_doc(author: Author) -> dict[str, Any]:
+    return {"name": author.name, "email": author.email}
+
+
+def test_subscribe_sends_every_document_then_ready(client: DDPClient) -> None:
+    """D-52."""
+    author = Author.objects.create(name="Janet", email=unique_email())
+    book = Book.objects.create(title="One", author=author, pages=300)
+    messages = client.sub("BooksByAuthorEmail", author.email, id="s")
+    assert messages[:-1] == [
+        {"msg": "added", "collection": "testapp.author", "id": str(author.pk), "fields": author_doc(author)},
+        {
+            "msg": "added",
+            "collection": "testapp.book",
+            "id": str(book.pk),
+            "fields": {
+                "title": "One",
+                "author": str(author.pk),
+                "body": "",
+                "published": None,
+                "price": None,
+                "pages": 300,
+                "isbn": None,
+                "cover": None,
+                "updated_at": None,
+            },
+        },
+    ]
+    assert messages[-1] == {"msg": "ready", "subs": ["s"]}
+
+
+def test_create_update_delete_reach_the_subscriber(client: DDPClient) -> None:
+    author = Author.objects.create(name="A", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    book = Book.objects.create(title="New", author=author)
+    added = client.recv()
+    assert added["msg"] == "added" and added["id"] == str(book.pk) and added["fields"]["title"] == "New"
+    book.title = "Renamed"
+    book.save()
+    assert client.recv() == {
+        "msg": "changed",
+        "collection": "testapp.book",
+        "id": str(book.pk),
+        "fields": {"title": "Renamed"},
+    }
+    book_id = str(book.pk)
+    book.delete()
+    assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": book_id}
+    client.assert_silent()
+
+
+def test_save_without_changes_sends_nothing(client: DDPClient) -> None:
+    """D-58: never an empty changed."""
+    author = Author.objects.create(name="Same", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    author.save()
+    client.assert_silent()
+
+
+def test_rolled_back_changes_are_never_seen(client: DDPClient) -> None:
+    author = Author.objects.create(name="R", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Book.objects.create(title="Ghost", author=author)
+        raise RuntimeError
+    client.assert_silent(0.5)
+
+
+def test_a_transaction_is_seen_after_its_commit_and_as_its_net_effect(client: DDPClient) -> None:
+    author = Author.objects.create(name="T", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    with transaction.atomic():
+        first = Book.objects.create(title="First", author=author)
+        second = Book.objects.create(title="Second", author=author)
+        first.delete()
+        client.assert_silent(0.3)
+    added = client.recv()
+    assert (added["msg"], added["id"]) == ("added", str(second.pk))
+    client.assert_silent()
+
+
+def test_successive_commits_arrive_in_commit_order(client: DDPClient) -> None:
+    author = Author.objects.create(name="Order", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    for name in ("b", "c", "d"):
+        author.name = name
+        author.save()
+    # Notifications that arrive together may be merged into one message per document.
+    names = [m["fields"]["name"] for m in client.recv_until(lambda m: m["fields"]["name"] == "d")]
+    assert names == sorted(names) and len(set(names)) == len(names) and names[-1] == "d"
+    client.assert_silent()
+
+
+def test_book_moved_to_another_author_leaves_one_subscription_and_enters_the_other(server, client) -> None:  # type: ignore[no-untyped-def]
+    """Exact membership: the row's own change moves it between filtered publications."""
+    old, new = (
+        Author.objects.create(name="Old", email=unique_email()),
+        Author.objects.create(name="New", email=unique_email()),
+    )
+    book = Book.objects.create(title="Moving", author=old)
+    with DDPClient(server.ws_url) as other:
+        other.connect()
+        client.sub("BooksByAuthorEmail", old.email, id="old")
+        other.sub("BooksByAuthorEmail", new.email, id="new")
+        book.author = new
+        book.save()
+        assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
+        entered = other.recv()
+        assert entered["msg"] == "added" and entered["id"] == str(book.pk)
+        assert entered["fields"]["author"] == str(new.pk)
+        client.assert_silent()
+        other.assert_silent()
+
+
+def test_author_email_change_moves_their_books_between_subscriptions(server, client) -> None:  # type: ignore[no-untyped-def]
+    """Exact membership through a join: a related row's change re-decides membership."""
+    author = Author.objects.create(name="Mover", email=unique_email())
+    book = Book.objects.create(title="Carried along", author=author)
+    old_email, new_email = author.email, unique_email()
+    with DDPClient(server.ws_url) as other:
+        other.connect()
+        client.sub("BooksByAuthorEmail", old_email, id="old")
+        other.sub("BooksByAuthorEmail", new_email, id="new")
+        author.email = new_email
+        author.save()
+        removed = sorted((m["collection"], m["id"]) for m in [client.recv(), client.recv()])
+        assert removed == [("testapp.author", str(author.pk)), ("testapp.book", str(book.pk))]
+        entered = sorted((m["msg"], m["collection"], m["id"]) for m in [other.recv(), other.recv()])
+        assert entered == [
+            ("added", "testapp.author", str(author.pk)),
+            ("added", "testapp.book", str(book.pk)),
+        ]
+        client.assert_silent()
+        other.assert_silent()
+
+
+def test_in_memory_filter_adds_and_removes_as_values_cross_the_bound(client: DDPClient) -> None:
+    author = Author.objects.create(name="Pages", email=unique_email())
+    bound = 10_000 + uuid.uuid4().int % 1_000_000
+    client.sub("LongBooks", bound, id="long")
+    book = Book.objects.create(title="Short", author=author, pages=bound - 1)
+    client.assert_silent()
+    book.pages = bound
+    book.save()
+    assert client.recv()["msg"] == "added"
+    book.pages = bound + 5
+    book.save()
+    assert client.recv() == {
+        "msg": "changed",
+        "collection": "testapp.book",
+        "id": str(book.pk),
+        "fields": {"pages": bound + 5},
+    }
+    book.pages = 1
+    book.save()
+    assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
+
+
+def test_unsub_withdraws_documents_then_sends_nosub(client: DDPClient) -> None:
+    """D-53."""
+    author = Author.objects.create(name="U", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    client.send({"msg": "unsub", "id": "s"})
+    assert client.recv() == {"msg": "removed", "collection": "testapp.author", "id": str(author.pk)}
+    assert client.recv() == {"msg": "nosub", "id": "s"}
+    author.name = "after unsub"
+    author.save()
+    client.assert_silent()
+
+
+def test_two_subscriptions_of_one_document_merge(client: DDPClient) -> None:
+    """D-76 (a)-(c) over the wire: one added, no removed until the last sub leaves."""
+    author = Author.objects.create(name="Shared", email=unique_email())
+    first = client.sub("BooksByAuthorEmail", author.email, id="a")
+    assert [m["msg"] for m in first] == ["added", "ready"]
+    assert client.sub("BooksByAuthorEmail", author.email, id="b") == [{"msg": "ready", "subs": ["b"]}]
+    client.send({"msg": "unsub", "id": "a"})
+    assert client.recv() == {"msg": "nosub", "id": "a"}
+    client.send({"msg": "unsub", "id": "b"})
+    assert client.recv() == {"msg": "removed", "collection": "testapp.author", "id": str(author.pk)}
+    assert client.recv() == {"msg": "nosub", "id": "b"}
+
+
+def test_method_writes_are_sent_before_its_updated(client: DDPClient) -> None:
+    """D-82: `updated` means the method's data messages are already on the wire."""
+    author = Author.objects.create(name="Fenced", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    reply = client.call("add_book", "Written by a method", author.email, id="m")
+    kinds = [m["msg"] for m in reply["messages"]]
+    assert kinds.index("added") < kinds.index("updated")
+    assert reply["result"]["result"] == next(m["id"] for m in reply["messages"] if m["msg"] == "added")
+
+
+def test_large_text_field_arrives_intact(client: DDPClient) -> None:
+    """Payloads past PostgreSQL's 8000 bytes are chunked and reassembled."""
+    author = Author.objects.create(name="Big", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    body = ("lorem ipsum é ✓ " * 7000)[:100_000]
+    Book.objects.create(title="Tome", author=author, body=body)
+    added = client.recv()
+    assert added["fields"]["body"] == body
+
+
+def test_field_types_are_published_as_documented(client: DDPClient) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    author = Author.objects.create(name="Types", email=unique_email())
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    isbn = uuid.uuid4()
+    Book.objects.create(
+        title="Typed",
+        author=author,
+        published=dt.date(2024, 2, 29),
+        price=Decimal("12.50"),
+        isbn=isbn,
+        cover=b"\x00\x01\xff",
+        updated_at=dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc),
+    )
+    fields = client.recv()["fields"]
+    assert fields["published"] == "2024-02-29"
+    assert fields["price"] == "12.50"
+    assert fields["isbn"] == str(isbn)
+    assert fields["cover"] == {"$binary": "AAH/"}
+    assert fields["updated_at"] == {"$date": 1704164645678}
+
+
+def test_publication_raising_gets_nosub_500(client: DDPClient) -> None:
+    """D-54, D-42."""
+    [nosub] = client.sub("FailingPublication", id="f")
+    assert nosub == {
+        "msg": "nosub",
+        "id": "f",
+        "error": {
+            "isClientSafe": True,
+            "error": 500,
+            "reason": "Internal server error",
+            "message": "Internal server error [500]",
+            "errorType": "Meteor.Error",
+        },
+    }
+
+
+def test_publication_raising_meteor_error_passes_it_on(client: DDPClient) -> None:
+    [nosub] = client.sub("RefusingPublication", id="r")
+    assert nosub["error"]["error"] == 403 and nosub["error"]["reason"] == "Not for you"
