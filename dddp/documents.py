@@ -91,3 +91,25 @@ def canonical(fields: dict[str, Any]) -> dict[str, Any]:
 
     decoded: dict[str, Any] = ejson.from_json_value(ejson.to_json_value(fields))
     return decoded
+
+
+def many_to_many_ids(
+    model: type[models.Model],
+    field: models.ManyToManyField[Any, Any],
+    pks: list[Any],
+    using: str | None = None,
+) -> dict[Any, list[str]]:
+    """For each pk, the document ids its many-to-many `field` holds, in the order they were added."""
+    through = field.remote_field.through
+    source = through._meta.get_field(field.m2m_field_name()).attname
+    target = through._meta.get_field(field.m2m_reverse_field_name()).attname
+    related: dict[Any, list[str]] = {pk: [] for pk in pks}
+    rows = (
+        through._default_manager.using(using)
+        .filter(**{f"{source}__in": pks})
+        .order_by(through._meta.pk.attname)
+        .values_list(source, target)
+    )
+    for source_pk, target_pk in rows:
+        related[source_pk].append(document_id(target_pk))
+    return related

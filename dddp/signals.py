@@ -17,10 +17,16 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from dddp import changes
-from dddp.documents import document_fields, document_id, fields_from_values, value_attnames
+from dddp.documents import (
+    document_fields,
+    document_id,
+    fields_from_values,
+    many_to_many_ids,
+    value_attnames,
+)
 
 if TYPE_CHECKING:
     from dddp.api import Collection
@@ -42,23 +48,78 @@ def connect(collection: type[Collection]) -> None:
     model = collection.model
     uid = f"dddp:{collection.collection_name()}"
 
+    name = collection.collection_name()
+    # Many-to-many lists are not in the row: a save sends the columns only, as a
+    # partial change the observer merges with the lists it holds, and each
+    # m2m_changed sends the new list (one query, only for that relation).
+    has_many_to_many = bool(model._meta.many_to_many)
+
     def on_save(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
         fields = _fields_after_save(instance, using, kwargs.get("update_fields"))
         if fields is None:  # the row is already gone again (deleted in the same transaction)
             return
-        send(using, changes.Change("save", collection.collection_name(), document_id(instance.pk), fields))
+        send(using, changes.Change("save", name, document_id(instance.pk), fields, partial=has_many_to_many))
 
     def on_delete(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
-        send(using, changes.Change("delete", collection.collection_name(), document_id(instance.pk)))
+        send(using, changes.Change("delete", name, document_id(instance.pk)))
 
     post_save.connect(on_save, sender=model, weak=False, dispatch_uid=uid)
     post_delete.connect(on_delete, sender=model, weak=False, dispatch_uid=uid)
+    for field in model._meta.many_to_many:
+        m2m_changed.connect(
+            _many_to_many_receiver(name, model, field),
+            sender=field.remote_field.through,
+            weak=False,
+            dispatch_uid=f"{uid}:{field.name}",
+        )
+
+
+def _many_to_many_receiver(name: str, model: type[models.Model], field: Any) -> Any:
+    """Sends the new id list of `field` for every row of `model` whose list changed."""
+
+    def on_change(
+        sender: Any,
+        instance: models.Model,
+        action: str,
+        reverse: bool,
+        pk_set: set[Any] | None,
+        using: str,
+        **kw: Any,
+    ) -> None:
+        if reverse and action == "pre_clear":
+            # After the clear nothing says which rows held `instance`: note them now.
+            through = field.remote_field.through
+            target = through._meta.get_field(field.m2m_reverse_field_name()).attname
+            source = through._meta.get_field(field.m2m_field_name()).attname
+            holders_pks = list(
+                through._default_manager.using(using)
+                .filter(**{target: instance.pk})
+                .values_list(source, flat=True)
+            )
+            instance._dddp_cleared_holders = holders_pks  # type: ignore[attr-defined]
+            return
+        if action not in ("post_add", "post_remove", "post_clear"):
+            return
+        if not reverse:
+            pks = [instance.pk]
+        elif action == "post_clear":
+            pks = getattr(instance, "_dddp_cleared_holders", [])
+        else:
+            pks = sorted(pk_set or ())
+        if not pks:
+            return
+        for pk, ids in many_to_many_ids(model, field, pks, using).items():
+            send(using, changes.Change("save", name, document_id(pk), {field.name: ids}, partial=True))
+
+    return on_change
 
 
 def disconnect(collection: type[Collection]) -> None:
     uid = f"dddp:{collection.collection_name()}"
     post_save.disconnect(sender=collection.model, dispatch_uid=uid)
     post_delete.disconnect(sender=collection.model, dispatch_uid=uid)
+    for field in collection.model._meta.many_to_many:
+        m2m_changed.disconnect(sender=field.remote_field.through, dispatch_uid=f"{uid}:{field.name}")
 
 
 def send(using: str, change: changes.Change) -> None:

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from dddp.changes import Change, channel_for
-from dddp.documents import canonical, document_id, document_pk, fields_from_values, value_attnames
+from dddp.documents import (
+    canonical,
+    concrete_fields,
+    document_id,
+    document_pk,
+    fields_from_values,
+    many_to_many_ids,
+    value_attnames,
+)
 from dddp.matching import Matcher, compile_matcher
 from dddp.protocol import messages
 
@@ -52,6 +60,7 @@ class ObservedQuery:
     related: set[str]  # collections of joined tables: a change there means re-running
     matcher: Matcher | None
     rerun_always: bool
+    columns: frozenset[str]  # the names of the model's own (non-m2m) fields
     ids: set[str] = field(default_factory=set)
 
 
@@ -94,6 +103,7 @@ class Observer:
             related=related,
             matcher=compile_matcher(queryset),
             rerun_always=queryset.query.is_sliced,
+            columns=frozenset(f.name for f in concrete_fields(queryset.model)),
         )
 
     @property
@@ -137,7 +147,9 @@ class Observer:
                 continue
             if not own:
                 continue
-            to_check: dict[str, dict[str, Any]] = {}
+            to_check: dict[str, None] = {}
+            incomplete: dict[str, None] = {}  # entering documents known only in part
+            docs = self.documents.get(query.name, {})
             for change in own:
                 key = (query.name, change.id)
                 touched[key] = None
@@ -145,17 +157,31 @@ class Observer:
                     query.ids.discard(change.id)
                     to_check.pop(change.id, None)
                     continue
-                fields = query.collection.shape(change.fields)
-                latest[key] = fields
-                if query.matcher is None:
-                    to_check[change.id] = fields
-                elif query.matcher(change.fields):
-                    query.ids.add(change.id)
+                shaped = query.collection.shape(change.fields)
+                if change.partial:  # merge with what we hold (many-to-many lists, see signals)
+                    base = latest.get(key) or docs.get(change.id)
+                    if base is None:
+                        incomplete[change.id] = None
+                    else:
+                        latest[key] = {**base, **shaped}
                 else:
-                    query.ids.discard(change.id)
+                    latest[key] = shaped
+                if query.matcher is None:
+                    to_check[change.id] = None
+                elif query.columns <= change.fields.keys():
+                    if query.matcher(change.fields):
+                        query.ids.add(change.id)
+                    else:
+                        query.ids.discard(change.id)
+                # else: only many-to-many lists changed, which own-column filters ignore
             if to_check:
-                members = _members(query, to_check)
+                members = _members(query, list(to_check))
                 query.ids = (query.ids - set(to_check)) | members
+            entering = [
+                doc_id for doc_id in incomplete if doc_id in query.ids and (query.name, doc_id) not in latest
+            ]
+            if entering:
+                latest.update({(query.name, k): v for k, v in _run(query, entering).items()})
         self._update(touched, latest)
 
     # --- sending ----------------------------------------------------------------------
@@ -211,16 +237,25 @@ def _same(a: Any, b: Any) -> bool:
     return ejson.equals(a, b)
 
 
-def _run(query: ObservedQuery) -> dict[str, dict[str, Any]]:
-    """The query's rows now, as id -> published fields, streamed in chunks."""
+def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The query's rows now (or those of `only` ids), as id -> published fields, read in chunks."""
     model = query.queryset.model
-    rows = query.queryset.values(*value_attnames(model)).iterator(chunk_size=2000)
+    queryset = query.queryset
+    if only is not None:
+        queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
     pk_name = model._meta.pk.attname
+    rows = {
+        row[pk_name]: fields_from_values(model, row)
+        for row in queryset.values(*value_attnames(model)).iterator(chunk_size=2000)
+    }
+    for m2m in model._meta.many_to_many:
+        for pk, ids in many_to_many_ids(model, m2m, list(rows), queryset.db).items():
+            rows[pk][m2m.name] = ids
     shape = query.collection.shape
-    return {document_id(row[pk_name]): shape(canonical(fields_from_values(model, row))) for row in rows}
+    return {document_id(pk): shape(canonical(fields)) for pk, fields in rows.items()}
 
 
-def _members(query: ObservedQuery, candidates: dict[str, Any]) -> set[str]:
+def _members(query: ObservedQuery, candidates: list[str]) -> set[str]:
     """Which of these ids the query holds now: one query for the whole batch."""
     model = query.queryset.model
     pks = [document_pk(model, doc_id) for doc_id in candidates]

@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 
 from tests.ddp_client import DDPClient
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +47,7 @@ def test_subscribe_sends_every_document_then_ready(client: DDPClient) -> None:
                 "isbn": None,
                 "cover": None,
                 "updated_at": None,
+                "tags": [],
             },
         },
     ]
@@ -268,3 +269,51 @@ def test_publication_raising_gets_nosub_500(client: DDPClient) -> None:
 def test_publication_raising_meteor_error_passes_it_on(client: DDPClient) -> None:
     [nosub] = client.sub("RefusingPublication", id="r")
     assert nosub["error"]["error"] == 403 and nosub["error"]["reason"] == "Not for you"
+
+
+# --- many-to-many ---------------------------------------------------------------------
+
+
+def book_changes(client: DDPClient, book: Book) -> dict[str, Any]:
+    message = client.recv()
+    assert (message["msg"], message["id"]) == ("changed", str(book.pk)), message
+    return message["fields"]
+
+
+def test_many_to_many_lists_follow_add_remove_and_clear_from_either_side(client: DDPClient) -> None:
+    author = Author.objects.create(name="Tagger", email=unique_email())
+    book = Book.objects.create(title="Tagged", author=author)
+    red, blue = Tag.objects.create(name="red"), Tag.objects.create(name="blue")
+    client.sub("BooksByAuthorEmail", author.email, id="s")
+    book.tags.add(red, blue)
+    assert book_changes(client, book) == {"tags": [str(red.pk), str(blue.pk)]}
+    book.tags.remove(red)
+    assert book_changes(client, book) == {"tags": [str(blue.pk)]}
+    red.books.add(book)  # the reverse side
+    assert book_changes(client, book) == {"tags": [str(blue.pk), str(red.pk)]}
+    blue.books.clear()  # reverse clear: the book loses blue
+    assert book_changes(client, book) == {"tags": [str(red.pk)]}
+    book.tags.clear()
+    assert client.recv() == {
+        "msg": "changed",
+        "collection": "testapp.book",
+        "id": str(book.pk),
+        "fields": {"tags": []},
+    }
+    book.title = "Still untagged"
+    book.save()  # a save keeps the list it does not carry
+    assert book_changes(client, book) == {"title": "Still untagged"}
+    client.assert_silent()
+
+
+def test_filter_through_many_to_many_adds_and_removes_with_the_relation(client: DDPClient) -> None:
+    author = Author.objects.create(name="Through", email=unique_email())
+    book = Book.objects.create(title="Entering", author=author)
+    tag = Tag.objects.create(name=f"tag-{uuid.uuid4().hex[:8]}")
+    client.sub("BooksTagged", tag.name, id="t")
+    book.tags.add(tag)
+    added = client.recv()
+    assert added["msg"] == "added" and added["id"] == str(book.pk)
+    assert added["fields"]["tags"] == [str(tag.pk)] and added["fields"]["title"] == "Entering"
+    book.tags.remove(tag)
+    assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}

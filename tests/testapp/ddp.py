@@ -115,6 +115,17 @@ class BookCollection(Collection):
     model = models.Book
 
 
+class TagCollection(Collection):
+    model = models.Tag
+
+
+class BooksTagged(Publication):
+    """Filters through a many-to-many relation."""
+
+    def get_queries(self, tag_name):
+        return [models.Book.objects.filter(tags__name=tag_name)]
+
+
 class AllBooks(Publication):
     queries = [models.Author.objects.all(), models.Book.objects.all()]
 
@@ -146,6 +157,8 @@ class RefusingPublication(Publication):
 
 API.register(
     [
+        TagCollection,
+        BooksTagged,
         AuthorCollection,
         BookCollection,
         AllBooks,

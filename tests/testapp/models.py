@@ -12,6 +12,10 @@ class Author(models.Model):
     email = models.EmailField(unique=True)
 
 
+class Tag(models.Model):
+    name = models.CharField(max_length=50)
+
+
 class Book(models.Model):
     """A book with one field of each kind a document must carry."""
 
@@ -24,3 +28,4 @@ class Book(models.Model):
     isbn = models.UUIDField(null=True, blank=True)
     cover = models.BinaryField(null=True, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
+    tags = models.ManyToManyField(Tag, related_name="books", blank=True)
