@@ -65,3 +65,24 @@ def client(server: ServerProcess) -> Iterator[DDPClient]:
     with DDPClient(server.ws_url) as ddp:
         assert ddp.connect()["msg"] == "connected"
         yield ddp
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dddp")
+    group.addoption(
+        "--random-seeds",
+        default="1,2,3",
+        help="comma-separated seeds of the randomized live-data test (default 1,2,3)",
+    )
+    group.addoption(
+        "--random-steps",
+        type=int,
+        default=60,
+        help="random ORM operations per seed in the randomized live-data test (default 60)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "random_seed" in metafunc.fixturenames:
+        seeds = [int(seed) for seed in metafunc.config.getoption("random_seeds").split(",") if seed]
+        metafunc.parametrize("random_seed", seeds)

@@ -55,6 +55,10 @@ class DDPClient:
             assert doc_id in docs, f"removed for a document the client does not hold (D-58): {message}"
             del docs[doc_id]
 
+    def collections_view(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The non-empty collections the client holds."""
+        return {name: docs for name, docs in self.collections.items() if docs}
+
     def wait_for_view(
         self, collection: str, expected: dict[str, dict[str, Any]], timeout: float = 10.0
     ) -> None:

@@ -1,0 +1,182 @@
+"""Randomized model-based test: random ORM writes, several watching clients, exact convergence.
+
+Another process (this one) applies random creates, updates, deletes and
+re-links through the ORM, some in multi-row transactions, some rolled back,
+while clients with overlapping subscriptions watch. Every client is strict
+(no duplicate `added`, no `changed`/`removed` for unknown documents: D-58),
+and at quiescence each client's collections must equal the union of its
+subscriptions' querysets, field for field.
+
+    python3 tests/run.py tests/server/test_random_model.py --random-seeds 1,2,3,4,5 --random-steps 500
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import websocket
+from django.db import models, transaction
+
+from dddp.documents import canonical, document_id, fields_from_values, many_to_many_ids, value_attnames
+from dddp.protocol import ejson
+from tests.ddp_client import DDPClient
+from tests.server_process import ServerProcess
+from tests.testapp.models import Author, Book, Tag
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+View = dict[str, dict[str, dict[str, Any]]]
+
+
+def documents(queryset: models.QuerySet[Any]) -> dict[str, dict[str, Any]]:
+    """The documents of a queryset as a client holds them (JSON, EJSON-encoded)."""
+    model = queryset.model
+    rows = {row["id"]: fields_from_values(model, row) for row in queryset.values(*value_attnames(model))}
+    for field in model._meta.many_to_many:
+        for pk, ids in many_to_many_ids(model, field, list(rows)).items():
+            rows[pk][field.name] = ids
+    return {document_id(pk): ejson.to_json_value(canonical(fields)) for pk, fields in rows.items()}
+
+
+def expected_view(subscriptions: list[tuple[str, list[Any]]]) -> View:
+    view: View = {}
+    for name, params in subscriptions:
+        if name == "AllBooks":
+            querysets = [Author.objects.all(), Book.objects.all()]
+        elif name == "BooksByAuthorEmail":
+            querysets = [Author.objects.filter(email=params[0]), Book.objects.filter(author__email=params[0])]
+        elif name == "LongBooks":
+            querysets = [Book.objects.filter(pages__gte=params[0])]
+        else:
+            querysets = [Book.objects.filter(tags__name=params[0])]
+        for queryset in querysets:
+            view.setdefault(queryset.model._meta.label_lower, {}).update(documents(queryset))
+    return {name: docs for name, docs in view.items() if docs}
+
+
+class RandomWriter:
+    """Random ORM operations over a small world, so that rows often collide."""
+
+    def __init__(self, rng: random.Random, emails: list[str], tags: list[Tag]):
+        self.rng = rng
+        self.emails = emails
+        self.tags = tags
+
+    def step(self) -> None:
+        roll = self.rng.random()
+        if roll < 0.15:
+            self.in_transaction(rollback=self.rng.random() < 0.3)
+        elif roll < 0.2:
+            self.savepoint_rolled_back()
+        else:
+            self.operation()
+
+    def in_transaction(self, rollback: bool) -> None:
+        try:
+            with transaction.atomic():
+                for _ in range(self.rng.randint(2, 4)):
+                    self.operation()
+                if rollback:
+                    raise _Rollback
+        except _Rollback:
+            pass
+
+    def savepoint_rolled_back(self) -> None:
+        with transaction.atomic():
+            self.operation()
+            try:
+                with transaction.atomic():
+                    self.operation()
+                    raise _Rollback
+            except _Rollback:
+                pass
+
+    def operation(self) -> None:
+        rng = self.rng
+        books = list(Book.objects.order_by("pk"))
+        authors = list(Author.objects.order_by("pk"))
+        choice = rng.random()
+        if choice < 0.25 or not books:
+            Book.objects.create(
+                title=f"t{rng.randint(0, 9)}", author=rng.choice(authors), pages=rng.randint(0, 400)
+            )
+        elif choice < 0.45:
+            book = rng.choice(books)
+            book.pages = rng.randint(0, 400)
+            book.title = rng.choice([book.title, f"t{rng.randint(0, 9)}"])
+            book.save()
+        elif choice < 0.6:
+            book = rng.choice(books)
+            book.author = rng.choice(authors)  # re-link
+            book.save()
+        elif choice < 0.7:
+            rng.choice(books).delete()
+        elif choice < 0.8:
+            author = rng.choice(authors)
+            free = [email for email in self.emails if email not in {a.email for a in authors}]
+            if free:
+                author.email = rng.choice(free)  # moves their books between subscriptions
+                author.save()
+        elif choice < 0.9:
+            rng.choice(books).tags.add(rng.choice(self.tags))
+        else:
+            book = rng.choice(books)
+            if rng.random() < 0.5:
+                book.tags.remove(rng.choice(self.tags))
+            else:
+                rng.choice(self.tags).books.remove(book)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def read_until(clients: list[DDPClient], done: Callable[[DDPClient], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    for client in clients:
+        while not done(client) and time.monotonic() < deadline:
+            try:
+                client.recv(timeout=0.3)
+            except websocket.WebSocketTimeoutException:
+                pass
+
+
+def test_random_writes_leave_every_client_equal_to_its_querysets(
+    server: ServerProcess, random_seed: int, request: pytest.FixtureRequest
+) -> None:
+    rng = random.Random(random_seed)
+    steps = request.config.getoption("random_steps")
+    prefix = f"s{random_seed}-{rng.randrange(10**6)}"
+    emails = [f"{prefix}-{n}@example.com" for n in range(6)]
+    for n in range(4):
+        Author.objects.create(name=f"author {n}", email=emails[n])
+    tags = [Tag.objects.create(name=f"{prefix}-tag{n}") for n in range(3)]
+    plans: list[list[tuple[str, list[Any]]]] = [
+        [("AllBooks", [])],
+        [("BooksByAuthorEmail", [emails[0]])],
+        [("BooksByAuthorEmail", [emails[0]]), ("BooksByAuthorEmail", [emails[1]])],
+        [("BooksByAuthorEmail", [emails[4]]), ("AllBooks", [])],
+        [("LongBooks", [200]), ("BooksTagged", [tags[0].name])],
+    ]
+    clients = []
+    for plan in plans:
+        client = DDPClient(server.ws_url)
+        client.connect()
+        for number, (name, params) in enumerate(plan):
+            client.sub(name, *params, id=f"sub{number}")
+        clients.append(client)
+    try:
+        writer = RandomWriter(rng, emails, tags)
+        for _ in range(steps):
+            writer.step()
+        expected = [expected_view(plan) for plan in plans]
+        read_until(clients, lambda c: c.collections_view() == expected[clients.index(c)])
+        for client, plan, view in zip(clients, plans, expected, strict=True):
+            assert client.collections_view() == view, f"client subscribed to {plan} diverged"
+    finally:
+        for client in clients:
+            client.close()
