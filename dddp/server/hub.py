@@ -70,6 +70,7 @@ class Hub:
             try:
                 observer = self._call(Observer, self.registry, publication, params, user_id)
                 self.observers[key] = observer
+                logger.debug("observing %s%s for user %s", key[0], key[1], key[2])
                 self.listener.listen(observer.channels)  # before the load: see the module docstring
                 self._call(observer.load)
                 ready.set(None)
@@ -212,6 +213,7 @@ class Hub:
         if observer is not None:
             observer.detach(session, sub_id)
             if not observer.subscribers:
+                logger.debug("stopped observing %s%s for user %s", *key)  # type: ignore[misc]
                 del self.observers[key]  # type: ignore[arg-type]
                 self._ready.pop(key, None)  # type: ignore[arg-type]
                 gevent.spawn(self.listener.unlisten, observer.channels)

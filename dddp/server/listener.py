@@ -127,6 +127,7 @@ class Listener:
             verb, channel, done = self._commands[0]
             with connection.cursor() as cursor:
                 cursor.execute(f'{verb} "{channel}"')
+            logger.debug("%s %s", verb, channel)
             self._commands.pop(0)
             done.set(None)
 

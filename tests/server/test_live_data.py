@@ -13,6 +13,7 @@ import pytest
 from django.db import transaction
 
 from tests.ddp_client import DDPClient
+from tests.server_process import ServerProcess
 from tests.testapp.models import Author, Book, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -317,3 +318,21 @@ def test_filter_through_many_to_many_adds_and_removes_with_the_relation(client: 
     assert added["fields"]["tags"] == [str(tag.pk)] and added["fields"]["title"] == "Entering"
     book.tags.remove(tag)
     assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
+
+
+def test_publication_failing_after_ready_withdraws_its_documents_then_nosub_500(
+    server: ServerProcess, client: DDPClient
+) -> None:
+    """D-54: the error ends the subscription, documents first; the session goes on."""
+    author = Author.objects.create(name="Fragile", email=unique_email())
+    book = Book.objects.create(title="Fine", author=author, pages=10)
+    assert [m["msg"] for m in client.sub("FragileBooks", author.email, id="f")] == ["added", "ready"]
+    start = len(server.log)
+    book.pages = 13
+    book.save()
+    assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
+    nosub = client.recv()
+    assert nosub["msg"] == "nosub" and nosub["id"] == "f" and nosub["error"]["error"] == 500
+    server.wait_for_log(r"publication FragileBooks failed", start=start)
+    client.send({"msg": "ping", "id": "alive"})
+    assert client.recv() == {"msg": "pong", "id": "alive"}

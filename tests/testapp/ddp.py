@@ -145,6 +145,15 @@ class LongBooks(Publication):
         return [models.Book.objects.filter(pages__gte=min_pages)]
 
 
+class FragileBooks(Publication):
+    """Works until a book has 13 pages: then its query divides by zero."""
+
+    def get_queries(self, author_email):
+        return [
+            models.Book.objects.filter(author__email=author_email).extra(where=["100 / (pages - 13) <> 0"])
+        ]
+
+
 class FailingPublication(Publication):
     def get_queries(self):
         raise ValueError("publication bug")
@@ -165,6 +174,7 @@ API.register(
         BooksByAuthorEmail,
         LongBooks,
         FailingPublication,
+        FragileBooks,
         RefusingPublication,
     ]
 )

@@ -1,0 +1,75 @@
+"""Observers: one per (publication, params, user), shared by sessions, LISTENing only while needed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.ddp_client import DDPClient
+from tests.server_process import ServerProcess
+from tests.testapp.models import Author, Book
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def debug_server(start_server) -> ServerProcess:  # type: ignore[no-untyped-def]
+    return start_server(
+        "--settings", "tests.settings", "--log-level", "DEBUG", "127.0.0.1:0"
+    ).wait_until_listening()
+
+
+def count(server: ServerProcess, pattern: str, start: int, settle: float = 0.3) -> int:
+    """How many log lines since `start` match (after letting the log reader catch up)."""
+    import re
+
+    time.sleep(settle)
+    return sum(bool(re.search(pattern, line)) for line in server.log[start:])
+
+
+def test_one_observer_serves_every_session_with_the_same_subscription(debug_server: ServerProcess) -> None:
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    author = Author.objects.create(name="Shared", email=email)
+    start = len(debug_server.log)
+    clients = [DDPClient(debug_server.ws_url) for _ in range(3)]
+    try:
+        for client in clients:
+            client.connect()
+            assert client.sub("BooksByAuthorEmail", email, id="s")[-1]["msg"] == "ready"
+        Book.objects.create(title="For all three", author=author)
+        for client in clients:
+            assert client.recv()["msg"] == "added"
+        assert count(debug_server, r"observing BooksByAuthorEmail", start) == 1
+        assert count(debug_server, r"LISTEN dddp_testapp_book", start) == 1
+        for client in clients[:2]:
+            client.send({"msg": "unsub", "id": "s"})
+            client.recv_until(lambda m: m["msg"] == "nosub")
+        time.sleep(0.2)
+        assert count(debug_server, r"stopped observing", start) == 0
+        clients[2].send({"msg": "unsub", "id": "s"})
+        clients[2].recv_until(lambda m: m["msg"] == "nosub")
+        debug_server.wait_for_log(r"stopped observing BooksByAuthorEmail", start=start)
+        debug_server.wait_for_log(r"UNLISTEN dddp_testapp_book", start=start)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_different_params_get_different_observers(debug_server: ServerProcess) -> None:
+    start = len(debug_server.log)
+    with DDPClient(debug_server.ws_url) as one, DDPClient(debug_server.ws_url) as two:
+        one.connect()
+        two.connect()
+        one.sub("BooksByAuthorEmail", "a@example.com", id="s")
+        two.sub("BooksByAuthorEmail", "b@example.com", id="s")
+        assert count(debug_server, r"observing BooksByAuthorEmail", start) == 2
+
+
+def test_closing_the_connection_releases_its_observers(debug_server: ServerProcess) -> None:
+    start = len(debug_server.log)
+    with DDPClient(debug_server.ws_url) as client:
+        client.connect()
+        client.sub("LongBooks", 123_456, id="s")
+    debug_server.wait_for_log(r"stopped observing LongBooks", start=start)
