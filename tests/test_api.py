@@ -325,3 +325,30 @@ def test_method_without_a_name_needs_one_given() -> None:
     with pytest.raises(TypeError, match="give a name"):
         Method(functools.partial(print, 1))
     assert Method(functools.partial(print, 1), name="printer").name == "printer"
+
+
+def test_collection_shape_keeps_fields_drops_exclude_and_can_be_overridden() -> None:
+    row = {"name": "Janet Evanovich", "email": "janet@example.com", "secret": "x"}
+
+    class Everything(Collection):
+        model = models.Note
+
+    class Some(Collection):
+        model = models.Note
+        fields = ["name", "email", "secret"]
+        exclude = ["secret"]
+
+    class Shaped(Collection):
+        model = models.Note
+        exclude = ["email", "secret"]
+
+        @classmethod
+        def shape(cls, fields: dict[str, object]) -> dict[str, object]:
+            fields = super().shape(fields)
+            fields["initials"] = "".join(word[0] for word in str(fields["name"]).split())
+            return fields
+
+    assert Everything.shape(row) == row
+    assert Some.shape(row) == {"name": "Janet Evanovich", "email": "janet@example.com"}
+    assert Shaped.shape(row) == {"name": "Janet Evanovich", "initials": "JE"}
+    assert row == {"name": "Janet Evanovich", "email": "janet@example.com", "secret": "x"}  # not mutated
