@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "dddp",
     "tests.testapp",
+    "tests.typesapp",
 ]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.testapp.urls"

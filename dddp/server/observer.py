@@ -222,9 +222,14 @@ class Observer:
 
     def attach(self, session: Session, sub_id: str) -> None:
         """Add a subscriber and send it every current document."""
-        for name, docs in self.documents.items():
-            for doc_id, fields in docs.items():
-                session.deliver(sub_id, "added", name, doc_id, fields, (), None)
+        session.deliver_initial(
+            sub_id,
+            [
+                (name, doc_id, fields)
+                for name, docs in self.documents.items()
+                for doc_id, fields in docs.items()
+            ],
+        )
         self.subscribers[(session, sub_id)] = None
 
     def detach(self, session: Session, sub_id: str) -> None:

@@ -16,6 +16,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -71,7 +72,8 @@ class Session:
         self.close_reason = "closed by the client"
         self._requests: deque[Event] = deque()
         self._processor: gevent.Greenlet | None = None
-        self._outbox: deque[str] = deque()
+        # Texts to send, or lists of Outgoing encoded only when their turn comes.
+        self._outbox: deque[str | Iterator[str]] = deque()
         self._outbox_bytes = 0
         self._writer: gevent.Greenlet | None = None
         self._close_after_flush: tuple[int, str] | None = None
@@ -265,6 +267,21 @@ class Session:
             # The observer encoded the message once for all; most sessions send it as is.
             self.send(text if out.passthrough and text is not None else out.to_message())
 
+    def deliver_initial(self, sub_id: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """A new subscription's current documents (D-52), merged now, encoded as they are sent.
+
+        The mergebox records them at once (so later changes find them), but the
+        texts are made one by one as the socket takes them: a 10,000-document
+        publication is not held a second time, as text, in every session's queue.
+        """
+        outgoing = []
+        for collection, doc_id, fields in documents:
+            out = self.mergebox.added(sub_id, collection, doc_id, fields)
+            if out is not None:
+                outgoing.append(out)
+        if outgoing:
+            self._queue(out.to_message() for out in outgoing)
+
     def withdraw(self, sub_id: str) -> None:
         """Take a subscription's documents out of the client's view (D-53, D-74)."""
         for out in self.mergebox.remove_subscription(sub_id):
@@ -298,10 +315,14 @@ class Session:
 
     def send(self, text: str) -> None:
         """Queue one message text; never blocks. A client too far behind is dropped."""
+        self._queue(text)
+
+    def _queue(self, item: str | Iterator[str]) -> None:
         if self.closed:
             return
-        self._outbox.append(text)
-        self._outbox_bytes += len(text)
+        self._outbox.append(item)
+        if isinstance(item, str):
+            self._outbox_bytes += len(item)
         if self._outbox_bytes > self.server.max_send_queue_bytes:
             self.abort(f"too slow: over {self.server.max_send_queue_bytes} bytes waiting to be sent")
             return
@@ -311,9 +332,15 @@ class Session:
     def _write(self) -> None:
         try:
             while self._outbox:
-                text = self._outbox.popleft()
-                self._outbox_bytes -= len(text)
-                self.transport.send(text)
+                item = self._outbox.popleft()
+                if isinstance(item, str):
+                    self._outbox_bytes -= len(item)
+                    self.transport.send(item)
+                    continue
+                for text in item:
+                    if self.closed:
+                        break
+                    self.transport.send(text)
             if self._close_after_flush is not None:
                 self.transport.close(*self._close_after_flush)
         except TransportClosed as exc:

@@ -336,3 +336,16 @@ def test_publication_failing_after_ready_withdraws_its_documents_then_nosub_500(
     server.wait_for_log(r"publication FragileBooks failed", start=start)
     client.send({"msg": "ping", "id": "alive"})
     assert client.recv() == {"msg": "pong", "id": "alive"}
+
+
+def test_ten_thousand_row_publication_arrives_as_one_message_per_document(client: DDPClient) -> None:
+    """D-52 at size: every document is its own `added`, then one `ready`."""
+    from tests.testapp.models import Note
+
+    text = f"bulk-{uuid.uuid4().hex[:8]}"
+    Note.objects.bulk_create([Note(text=text) for _ in range(10_000)])
+    messages = client.sub("NotesByText", text, id="big")
+    assert len(messages) == 10_001
+    assert {m["msg"] for m in messages[:-1]} == {"added"}
+    assert len({m["id"] for m in messages[:-1]}) == 10_000
+    assert messages[-1] == {"msg": "ready", "subs": ["big"]}
