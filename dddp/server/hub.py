@@ -72,7 +72,7 @@ class Hub:
                 self.observers[key] = observer
                 logger.debug("observing %s%s for user %s", key[0], key[1], key[2])
                 self.listener.listen(observer.channels)  # before the load: see the module docstring
-                self._call(observer.load)
+                self._call(_retrying_lost_connections, observer.load)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
                 self._ready.pop(key, None)
