@@ -103,7 +103,9 @@ class Hub:
         """Wait until the hub has dispatched everything committed before the fence."""
         fence = self._fences.get(token)
         try:
-            return fence is None or fence.wait(timeout) is not None or fence.ready()
+            if fence is not None:
+                fence.wait(timeout)
+            return fence is None or fence.ready()
         finally:
             self._fences.pop(token, None)
 
