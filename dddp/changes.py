@@ -106,9 +106,16 @@ def _split_utf8(data: bytes, size: int) -> list[str]:
 def decode(text: str) -> Change:
     """A Change from its JSON text; raises ValueError for anything else."""
     wire = json.loads(text)
-    if not isinstance(wire, dict) or wire.get("op") not in ("save", "delete"):
+    if (
+        not isinstance(wire, dict)
+        or wire.get("op") not in ("save", "delete")
+        or not isinstance(wire.get("c"), str)
+        or not isinstance(wire.get("id"), str)
+    ):
         raise ValueError(f"not a dddp change: {text[:80]!r}")
     fields = ejson.from_json_value(wire.get("f", {}))
+    if not isinstance(fields, dict):
+        raise ValueError(f"a dddp change's fields must be an object: {text[:80]!r}")
     return Change(wire["op"], wire["c"], wire["id"], fields, bool(wire.get("p")), wire.get("n", 0))
 
 

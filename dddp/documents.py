@@ -10,11 +10,16 @@ decimals and UUIDs strings, binary `$binary`, JSON fields stay JSON.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import re
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -27,26 +32,52 @@ def document_id(pk: Any) -> str:
     with "-", "~" or "{", or looking like an ObjectID (24 lowercase hex digits),
     gets a leading "-": the client strips it and sees the string itself.
     """
-    if isinstance(pk, str):
-        if pk[:1] in ("-", "~", "{") or _OBJECT_ID.match(pk):
-            return "-" + pk
-        return pk
     if isinstance(pk, (int, uuid.UUID)) and not isinstance(pk, bool):
-        return str(pk)
-    raise TypeError(f"cannot publish a primary key of type {type(pk).__name__}: {pk!r}")
+        pk = str(pk)  # and a negative number is escaped like a string: "-5" -> "--5"
+    elif not isinstance(pk, str):
+        raise TypeError(f"cannot publish a primary key of type {type(pk).__name__}: {pk!r}")
+    if pk[:1] in ("-", "~", "{") or _OBJECT_ID.match(pk):
+        return "-" + pk
+    return pk
+
+
+def instance_document_id(instance: models.Model) -> str:
+    """The document id of a saved instance, whatever form its pk attribute was given in."""
+    return document_id(instance._meta.pk.to_python(instance.pk))
 
 
 def field_value(field: models.Field[Any, Any], raw: Any) -> Any:
-    """One concrete field's raw value (`value_from_object`, or `.values()`) as a document value."""
+    """One concrete field's value (an instance's attribute, or `.values()`) as a document value.
+
+    An instance holds what the writer assigned, which Django does not convert
+    on save ("7" for an integer, a naive datetime, Decimal("1.5") for a column
+    of two decimal places): converting it here makes the document the same as
+    the one read back from the row.
+    """
     if raw is None:
         return None
     if field.is_relation:  # a foreign key or one-to-one: the related document's id
-        return document_id(raw)
+        return document_id(_target_field(field).to_python(raw))
     if isinstance(raw, memoryview):
         return raw.tobytes()
     if isinstance(field, models.FileField):
         return str(raw) or None
-    return raw
+    try:
+        value = field.to_python(raw)
+    except ValidationError:
+        return raw  # the database accepted it: leave it as given
+    if isinstance(value, decimal.Decimal) and getattr(field, "decimal_places", None) is not None:
+        value = value.quantize(decimal.Decimal(1).scaleb(-field.decimal_places))  # type: ignore[attr-defined]
+    elif isinstance(value, datetime.datetime) and settings.USE_TZ and timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value
+
+
+def _target_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
+    """The field a relation finally points to (through one-to-one chains)."""
+    while field.is_relation:
+        field = field.target_field  # type: ignore[attr-defined]
+    return field
 
 
 def concrete_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -74,10 +105,8 @@ def value_attnames(model: type[models.Model]) -> list[str]:
 
 def document_pk(model: type[models.Model], doc_id: str) -> Any:
     """The primary key a document id stands for (the inverse of `document_id`)."""
-    pk_field = model._meta.pk
-    if isinstance(pk_field, (models.CharField, models.TextField)):
-        return doc_id[1:] if doc_id.startswith("-") else doc_id
-    return pk_field.to_python(doc_id)
+    raw = doc_id[1:] if doc_id.startswith("-") else doc_id
+    return _target_field(model._meta.pk).to_python(raw)
 
 
 def canonical(fields: dict[str, Any]) -> dict[str, Any]:

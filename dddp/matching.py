@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,13 +45,22 @@ def compile_matcher(queryset: models.QuerySet[Any]) -> Matcher | None:
         or query.combinator
         or query.extra
         or query.annotations
-        or len(query.alias_map) > 1  # a join: other tables decide too
+        or joined_aliases(query)  # other tables decide too
     ):
         return None
     predicate = _compile(query.where, query.get_initial_alias())
     if predicate is None:
         return None
     return lambda fields: predicate(fields) is True
+
+
+def joined_aliases(query: Any) -> list[str]:
+    """The aliases of the other tables a query really joins.
+
+    A join Django found it does not need (`author=3` is `author_id = 3`) stays
+    in `alias_map` with a reference count of 0.
+    """
+    return [alias for alias in list(query.alias_map)[1:] if query.alias_refcount.get(alias)]
 
 
 def _compile(node: Any, alias: str | None) -> Predicate | None:
@@ -110,8 +120,8 @@ def _compile_lookup(lookup: lookups.Lookup[Any], alias: str | None) -> Predicate
     if not isinstance(lhs, Col) or lhs.alias != alias or hasattr(rhs, "resolve_expression"):
         return None
     field = lhs.target
-    if not _exact_in_memory(field):
-        return None
+    if field.primary_key or not _exact_in_memory(field):
+        return None  # (the primary key is the document id, not one of its fields)
     try:
         return _compile_comparison(lookup, field, rhs)
     except (TypeError, ValueError):  # a value we cannot put in document form
@@ -122,30 +132,46 @@ def _compile_comparison(
     lookup: lookups.Lookup[Any], field: models.Field[Any, Any], rhs: Any
 ) -> Predicate | None:
     name = field.name
+    key = _sort_key(field)
     if isinstance(lookup, lookups.IsNull):
         wanted_null = bool(rhs)
         return lambda fields: (fields.get(name) is None) == wanted_null
     if isinstance(lookup, lookups.Exact):
-        value = _as_document_value(field, rhs)
-        return lambda fields: None if (got := fields.get(name)) is None else got == value
+        value = key(_as_document_value(field, rhs))
+        return lambda fields: None if (got := fields.get(name)) is None else key(got) == value
     if isinstance(lookup, lookups.In):
-        values = [_as_document_value(field, item) for item in rhs if item is not None]
-        return lambda fields: None if (got := fields.get(name)) is None else got in values
+        values = [key(_as_document_value(field, item)) for item in rhs if item is not None]
+        return lambda fields: None if (got := fields.get(name)) is None else key(got) in values
     for lookup_class, compare in _COMPARISONS.items():
-        if type(lookup) is lookup_class and _ordered_in_memory(field):
-            bound = _as_document_value(field, rhs)
-            return lambda fields: None if (got := fields.get(name)) is None else compare(got, bound)
+        if isinstance(lookup, lookup_class) and _ordered_in_memory(field):
+            bound = key(_as_document_value(field, rhs))
+            return lambda fields: None if (got := fields.get(name)) is None else compare(key(got), bound)
     return None
+
+
+def _sort_key(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
+    """Makes document values compare in Python as PostgreSQL compares the column's values."""
+    if isinstance(field, models.IntegerField):
+        # Integers beyond 2**53 travel as strings (EJSON: JavaScript would round them).
+        return lambda value: int(value) if isinstance(value, str) else value
+    if isinstance(field, models.FloatField):
+        # PostgreSQL: NaN equals NaN and sorts above every number.
+        return lambda value: (1, 0.0) if isinstance(value, float) and math.isnan(value) else (0, value)
+    return lambda value: value
 
 
 def _exact_in_memory(field: models.Field[Any, Any]) -> bool:
     """Equality in Python is PostgreSQL's for this field's document values.
 
-    Not for datetimes (payloads keep milliseconds, the column microseconds),
-    decimals (documents hold strings: "1.0" != "1.00"), JSON, or text with a
-    non-deterministic collation.
+    Not for datetimes and durations (payloads keep milliseconds, the column
+    microseconds), decimals (documents hold strings: "1.0" != "1.00"), JSON,
+    files (an empty one is "" in the column, null in the document), or text
+    with a non-deterministic collation.
     """
-    if isinstance(field, (models.DateTimeField, models.DecimalField, models.JSONField)):
+    if isinstance(
+        field,
+        (models.DateTimeField, models.DurationField, models.DecimalField, models.JSONField, models.FileField),
+    ):
         return False
     if getattr(field, "db_collation", None):
         return False

@@ -24,6 +24,7 @@ from dddp.documents import (
     document_fields,
     document_id,
     fields_from_values,
+    instance_document_id,
     many_to_many_ids,
     value_attnames,
 )
@@ -58,10 +59,13 @@ def connect(collection: type[Collection]) -> None:
         fields = _fields_after_save(instance, using, kwargs.get("update_fields"))
         if fields is None:  # the row is already gone again (deleted in the same transaction)
             return
-        send(using, changes.Change("save", name, document_id(instance.pk), fields, partial=has_many_to_many))
+        send(
+            using,
+            changes.Change("save", name, instance_document_id(instance), fields, partial=has_many_to_many),
+        )
 
     def on_delete(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
-        send(using, changes.Change("delete", name, document_id(instance.pk)))
+        send(using, changes.Change("delete", name, instance_document_id(instance)))
 
     post_save.connect(on_save, sender=model, weak=False, dispatch_uid=uid)
     post_delete.connect(on_delete, sender=model, weak=False, dispatch_uid=uid)

@@ -38,9 +38,20 @@ COLUMNS: dict[str, list[Any]] = {
     "num": [None, 0, 1, -1, 2, 2**31 - 1, -(2**31)],
     "big": [None, 0, 2**53 - 1, 2**53, 2**53 + 1, 2**60, -(2**63), 9, 10],
     "ratio": [
-        None, 0.0, -0.0, 1.0, 0.1 + 0.2, 0.3, 1.5, -1.5, 1e308,
-        math.inf, -math.inf, math.nan, 5e-324,
-    ],  # fmt: skip
+        None,
+        0.0,
+        -0.0,
+        1.0,
+        0.1 + 0.2,
+        0.3,
+        1.5,
+        -1.5,
+        1e308,
+        math.inf,
+        -math.inf,
+        math.nan,
+        5e-324,
+    ],
     "label": [None, "", "a", "A", "a ", "é", "e\u0301", "Straße", "😀", "-1"],
     "flag": [None, True, False],
     "day": [None, D(2020, 1, 1), D(2019, 12, 31), D(2020, 1, 2), D(1, 1, 1), D(9999, 12, 31)],
@@ -233,6 +244,7 @@ AGREEMENT = [
     case("or with isnull False", where(Q(num=0) | Q(num=1), ~Q(label=None))),
     case("distinct", lambda w: Sample.objects.filter(num=0).distinct()),
     case("ordered", lambda w: Sample.objects.filter(Q(num=0) | Q(flag=False)).order_by("-label")),
+    case("select_related joins only to read", lambda w: Sample.objects.select_related("group").filter(num=0)),
     # The primary key is the document id, not one of its fields.
     case("pk exact", lambda w: Sample.objects.filter(pk=w.sample(3).pk), EITHER),
     case("pk in", lambda w: Sample.objects.filter(pk__in=[w.sample(1).pk, w.sample(5).pk]), EITHER),
@@ -256,15 +268,18 @@ def test_predicate_agrees_with_postgresql(world: World, spec: Case) -> None:
         assert spec.expect == EITHER, "a filter on the row's own plain columns was left to the database"
         return
     in_database = set(queryset.values_list("pk", flat=True))
-    disagreeing = {
-        row.pk: delivered(row) for row in world.samples if matcher(delivered(row)) != (row.pk in in_database)
-    }
-    assert not disagreeing, f"{len(disagreeing)} rows where the predicate disagrees with PostgreSQL"
+    disagreeing = [
+        {"in memory": matcher(fields), "in PostgreSQL": row.pk in in_database, "fields": fields}
+        for row in world.samples
+        if matcher(fields := delivered(row)) != (row.pk in in_database)
+    ]
+    assert not disagreeing, f"{len(disagreeing)} rows disagree, the first: {disagreeing[0]}"
 
 
 def test_the_grid_makes_every_case_select_some_rows_and_not_others(world: World) -> None:
     """A filter that keeps all rows or none could agree by accident."""
-    trivial = {"num in only None", "num in empty", "num exact out of range", "group with no rows", "all"}
+    trivial = {"all", "num in only None", "num in empty", "num exact out of range", "group with no rows"}
+    trivial |= {"no file isnull"}  # a file column is never NULL
     trivial |= {"not in empty", "exclude in empty"}  # every row, as in SQL
     for param in AGREEMENT:
         spec = param.values[0]
@@ -282,7 +297,6 @@ DATABASE_DECIDES = [
     case("reverse relation", lambda w: Group.objects.filter(samples__num=0)),
     case("exclude reverse relation (subquery)", lambda w: Group.objects.exclude(samples__num=0)),
     case("subquery", lambda w: Sample.objects.filter(group__in=Group.objects.filter(name="one"))),
-    case("select_related", lambda w: Sample.objects.select_related("group").filter(num=0)),
     case("F comparison", where(num=F("big"))),
     case("F arithmetic", where(num__gt=F("big") + 1)),
     case("Value", where(num=Value(1))),
@@ -298,7 +312,6 @@ DATABASE_DECIDES = [
     case("union", lambda w: Sample.objects.filter(num=0).union(Sample.objects.filter(num=1))),
     case("xor", where(Q(num=0) ^ Q(flag=True))),
     case("transform", where(day__year=2020)),
-    case("range", where(num__range=(0, 2))),
     # Lookups whose meaning is PostgreSQL's own.
     case("iexact", where(label__iexact="a")),
     case("contains", where(label__contains="a")),

@@ -34,7 +34,7 @@ from dddp.documents import (
     many_to_many_ids,
     value_attnames,
 )
-from dddp.matching import Matcher, compile_matcher
+from dddp.matching import Matcher, compile_matcher, joined_aliases
 from dddp.protocol import messages
 
 if TYPE_CHECKING:
@@ -84,7 +84,8 @@ class Observer:
                 f"{self.name} publishes {queryset.model._meta.label}, which is not a Collection"
             )
         related = set()
-        for join in list(queryset.query.alias_map.values())[1:]:
+        for alias in joined_aliases(queryset.query):
+            join = queryset.query.alias_map[alias]
             related_model = _model_for_table(join.table_name)
             related_collection = related_model and self.registry.collection_for_model(related_model)
             if related_collection is None:
