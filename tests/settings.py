@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import django
+
 from dddp.conf import DEFAULTS
 from dddp.database import database_settings
 
@@ -26,6 +28,8 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.typesapp",
 ]
+if django.VERSION >= (5, 0):  # database defaults (db_default) arrived in Django 5.0
+    INSTALLED_APPS.append("tests.defaultsapp")
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.testapp.urls"
 # DDDP_TEST_PGDATA lets parallel runs (tox environments) keep separate embedded servers.

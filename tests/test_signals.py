@@ -6,6 +6,7 @@ import select
 from collections.abc import Iterator
 from typing import Any
 
+import django
 import psycopg2
 import pytest
 from django.db import connection, transaction
@@ -130,3 +131,22 @@ def test_payload_over_the_notify_limit_arrives_in_one_piece(listener: Any) -> No
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
     [arrived] = received(listener)
     assert arrived.fields == big.fields
+
+
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="db_default needs Django 5.0+")
+def test_database_defaults_are_sent_as_the_database_filled_them() -> None:
+    from tests.defaultsapp.models import Stamp
+
+    conn = psycopg2.connect(database_url(connection.settings_dict))
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(f'LISTEN "{changes.channel_for("defaultsapp.stamp")}"')
+    try:
+        stamp = Stamp.objects.create(label="x")
+        [change] = received(conn)
+        assert change.fields["label"] == "x"
+        assert change.fields["counter"] == 7
+        assert change.fields["created"] is not None and change.fields["created"].year >= 2024
+        assert change.id == str(stamp.pk)
+    finally:
+        conn.close()
