@@ -10,9 +10,10 @@ from typing import Any
 import gevent
 
 from dddp.api import Registry
+from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.hub import Hub
 from dddp.server.session import Session
-from dddp.server.websocket import CLOSE_POLICY_VIOLATION, WebSocketTransport
+from dddp.server.websocket import WebSocketTransport
 from dddp.server.workers import WorkerPool
 
 logger = logging.getLogger("dddp.server")
@@ -64,20 +65,30 @@ class DDPServer:
             return []
         if websocket is not None:
             # gevent-websocket upgrades any path; DDP lives only at its endpoints.
-            WebSocketTransport(websocket, 0).close(CLOSE_POLICY_VIOLATION, f"no WebSocket endpoint at {path}")
+            _refuse(websocket, CLOSE_POLICY_VIOLATION, f"no WebSocket endpoint at {path}")
             return []
         if self.django_app is None:
             return _plain(start_response, "404 Not Found", "Not found: this server serves only DDP\n")
         return self.django_app(environ, start_response)
 
     def serve_websocket(self, websocket: Any, environ: dict[str, Any]) -> None:
-        transport = WebSocketTransport(websocket, self.max_message_size)
+        """Take the upgraded socket from the HTTP handler, whose greenlet then ends."""
         if not self.accepting:
-            transport.close(1001, "server shutting down")
+            _refuse(websocket, CLOSE_GOING_AWAY, "server shutting down")
             return
+        handler = websocket.handler
+        pending = _buffered_input(handler)
+        fd = handler.socket.detach()
+        # Tell the handler and gevent-websocket the socket is no longer theirs:
+        # no close frame, no next HTTP request read from it, no close.
+        websocket.closed = True
+        handler.socket = None
+        handler.close_connection = True
+        address = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
+        transport = WebSocketTransport(fd, address, self.max_message_size)
         session = Session(self, transport, _http_headers(environ))
         self.sessions.add(session)
-        session.run()
+        session.start(pending)
 
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
@@ -123,6 +134,24 @@ def _plain(start_response: Callable[..., Any], status: str, body: str) -> list[b
         status, [("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(data)))]
     )
     return [data]
+
+
+def _refuse(websocket: Any, code: int, reason: str) -> None:
+    """Close a just-upgraded WebSocket at once (gevent-websocket's close leaves out the code)."""
+    try:
+        websocket.raw_write(close_frame(code, reason))
+    except OSError:
+        pass
+    websocket.closed = True
+
+
+def _buffered_input(handler: Any) -> bytes:
+    """Bytes the HTTP handler read past the request (a client may send `connect` at once)."""
+    handler.socket.setblocking(False)  # peek must not wait for more
+    try:
+        return bytes(handler.rfile.peek(65536))
+    except (OSError, ValueError):
+        return b""
 
 
 def _http_headers(environ: dict[str, Any]) -> dict[str, str]:

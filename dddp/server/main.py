@@ -28,6 +28,11 @@ def patch_for_gevent() -> None:
     """The one place that monkey-patches: stdlib for gevent, psycopg2 for green waits."""
     global DJANGO_WAS_IMPORTED_BEFORE_PATCH
     DJANGO_WAS_IMPORTED_BEFORE_PATCH = "django" in sys.modules
+    import gevent
+
+    # Each spawn would otherwise keep its spawner's stack frames alive (about
+    # 2 KiB per client); the server never needs the greenlet tree.
+    gevent.config.track_greenlet_tree = False
     from gevent import monkey
 
     monkey.patch_all()
@@ -138,6 +143,7 @@ def listen(host: str, port: int, app: DDPServer) -> WSGIServer:
     http_server = WSGIServer(
         (host, port),
         app,
+        backlog=2048,  # gevent's 128 drops connections when thousands of clients (re)connect at once
         handler_class=WebSocketHandler,
         log=logging.getLogger("dddp.server.http"),
         error_log=logging.getLogger("dddp.server.http"),
@@ -150,6 +156,7 @@ def listen(host: str, port: int, app: DDPServer) -> WSGIServer:
 
 
 def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
+    import gc
     import signal
 
     import gevent
@@ -162,6 +169,10 @@ def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stop.set)
     http_server.start()
+    # Everything loaded so far lives as long as the process: keep it out of the
+    # garbage collector's full passes, which otherwise walk it again and again.
+    gc.collect()
+    gc.freeze()
     host, port = http_server.address[:2]
     logger.info(
         "dddp %s listening on http://%s:%d/ (DDP at ws://%s:%d/websocket)",

@@ -1,13 +1,16 @@
 """A client's DDP session on the server: protocol state, requests in order, a send queue.
 
-Greenlets per session, and why:
-- the transport's own greenlet reads frames and answers pings at once (D-20);
+Where each part runs, and why:
+- frames arrive in the transport's read callback, in the event loop: the
+  session answers what the protocol alone can answer (pings at once, D-20)
+  and queues requests, never blocking;
 - a processor greenlet, alive only while requests wait, runs them strictly in
   order (D-84), handing Django work to the server's WorkerPool;
-- a writer greenlet, alive only while texts wait, sends them; when more than
-  DDDP_MAX_SEND_QUEUE_BYTES wait, the client is too slow and is dropped, so
-  no other greenlet ever blocks on a client.
-An idle session therefore costs one greenlet.
+- texts to send go straight to the socket when it takes them; only what it
+  cannot take at once waits in a queue for a writer greenlet, alive only while
+  something waits. More than DDDP_MAX_SEND_QUEUE_BYTES waiting means the client
+  is too slow: it is dropped, so no other part ever waits for a client.
+An idle session therefore costs no greenlet.
 """
 
 from __future__ import annotations
@@ -32,13 +35,21 @@ from dddp.protocol.errors import (
 )
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
-from dddp.server.websocket import (
+from dddp.protocol.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
+    OPCODE_PONG,
     BinaryMessage,
-    FrameRejected,
-    TransportClosed,
+    CloseRequest,
+    Ping,
+    TextMessage,
+    Violation,
+    close_code_to_echo,
+    close_frame,
+    frame,
+    text_frame,
 )
+from dddp.server.websocket import TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
@@ -68,56 +79,82 @@ class Session:
         self.user_id: Any = None
         self.subscriptions: dict[str, ObserverKey] = {}
         self.mergebox = Mergebox()
-        self.closed = False
+        self.closed = False  # no more input is handled, nothing more is queued
         self.close_reason = "closed by the client"
+        self._started = 0.0
+        self._peer_closed = False  # the client sent its close frame
         self._requests: deque[Event] = deque()
         self._processor: gevent.Greenlet | None = None
-        # Texts to send, or lists of Outgoing encoded only when their turn comes.
-        self._outbox: deque[str | Iterator[str]] = deque()
+        # Texts, raw frames, or lists of texts encoded only when their turn comes.
+        self._outbox: deque[str | bytes | Iterator[str] | _Close] = deque()
         self._outbox_bytes = 0
         self._writer: gevent.Greenlet | None = None
-        self._close_after_flush: tuple[int, str] | None = None
+        self._closing = False  # our close frame is queued or sent
+        self._finished = False
 
-    # --- reading -----------------------------------------------------------------
+    # --- the connection's life ------------------------------------------------------
 
-    def run(self) -> None:
-        """Serve the connection until it ends; runs in the transport's greenlet."""
-        started = time.monotonic()
+    def start(self, pending: bytes = b"") -> None:
+        """Begin reading; `pending` is input already read along with the HTTP upgrade."""
+        self._started = time.monotonic()
         logger.info(
             "connection %d opened from %s (%s)",
             self.number,
             self.transport.client_address,
             self.transport.kind,
         )
-        try:
-            while not self.closed:
-                try:
-                    message = self.transport.receive()
-                except TransportClosed as exc:
-                    if not self.closed:  # else we closed it, and said why
-                        self.close_reason = str(exc)
-                    break
-                except FrameRejected as exc:
-                    self.close(exc.code, exc.reason)
-                    break
-                self.receive(message)
-        finally:
-            self.closed = True
-            self.server.forget(self)
-            if self.subscriptions:
-                gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))
-            logger.info(
-                "connection %d closed after %.1fs (session %s): %s",
-                self.number,
-                time.monotonic() - started,
-                self.protocol.session_id,
-                self.close_reason,
-            )
+        self.transport.start(self, pending)
 
-    def receive(self, message: str | BinaryMessage) -> None:
-        if isinstance(message, BinaryMessage):
-            # DDP is JSON text; a binary frame is a malformed message (table 1.4).
-            self.send(messages.error("Bad request"))
+    def frame_received(self, event: Any) -> None:
+        """One WebSocket event, in the event loop: must not block."""
+        try:
+            if isinstance(event, TextMessage):
+                self.receive(event.text)
+            elif isinstance(event, BinaryMessage):
+                # DDP is JSON text; a binary frame is a malformed message (table 1.4).
+                self.send(messages.error("Bad request"))
+            elif isinstance(event, Ping):
+                self._queue(frame(OPCODE_PONG, event.payload))
+            elif isinstance(event, CloseRequest):
+                self._peer_closed = True
+                if self._closing:  # the answer to our own close frame
+                    self._finish_after_close()
+                else:
+                    self.close(close_code_to_echo(event.code), "closed by the client")
+            elif isinstance(event, Violation):
+                self.close(event.code, event.reason)
+        except Exception:  # a bug of ours must not end the server's loop
+            logger.exception("connection %d: failed to handle %r", self.number, event)
+
+    def transport_lost(self, reason: str) -> None:
+        """The socket ended (or failed) without a close handshake."""
+        if not self.closed:
+            self.close_reason = reason
+        self._finish()
+
+    def _finish(self) -> None:
+        """Forget the session, once: its subscriptions, its queue, and log the close."""
+        if self._finished:
+            return
+        self._finished = True
+        self.closed = True
+        self.protocol.close()
+        self.transport.shut()
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self.server.forget(self)
+        if self.subscriptions:
+            gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))
+        logger.info(
+            "connection %d closed after %.1fs (session %s): %s",
+            self.number,
+            time.monotonic() - self._started,
+            self.protocol.session_id,
+            self.close_reason,
+        )
+
+    def receive(self, message: str) -> None:
+        if self.closed:
             return
         events = self.protocol.receive(message, time.monotonic())
         self.flush_protocol()
@@ -317,11 +354,21 @@ class Session:
         """Queue one message text; never blocks. A client too far behind is dropped."""
         self._queue(text)
 
-    def _queue(self, item: str | Iterator[str]) -> None:
-        if self.closed:
+    def _queue(self, item: str | bytes | Iterator[str] | _Close) -> None:
+        if self.closed and not isinstance(item, _Close):
             return
+        if self._writer is None and not self._outbox and isinstance(item, (str, bytes)):
+            # The common case: the socket takes it now, and no greenlet is needed.
+            try:
+                rest = self.transport.try_send(_frame_of(item) if isinstance(item, str) else item)
+            except TransportClosed as exc:
+                self.transport_lost(str(exc))
+                return
+            if not rest:
+                return
+            item = rest
         self._outbox.append(item)
-        if isinstance(item, str):
+        if isinstance(item, (str, bytes)):
             self._outbox_bytes += len(item)
         if self._outbox_bytes > self.server.max_send_queue_bytes:
             self.abort(f"too slow: over {self.server.max_send_queue_bytes} bytes waiting to be sent")
@@ -333,48 +380,52 @@ class Session:
         try:
             while self._outbox:
                 item = self._outbox.popleft()
-                if isinstance(item, str):
+                if isinstance(item, _Close):
+                    self.transport.send(item.frame)
+                    if self._peer_closed:
+                        self._finish_after_close()
+                    return
+                if isinstance(item, (str, bytes)):
                     self._outbox_bytes -= len(item)
-                    self.transport.send(item)
+                    self.transport.send(_frame_of(item) if isinstance(item, str) else item)
                     continue
                 for text in item:
-                    if self.closed:
-                        break
-                    self.transport.send(text)
-            if self._close_after_flush is not None:
-                self.transport.close(*self._close_after_flush)
+                    if self._finished:
+                        return
+                    self.transport.send(text_frame(text))
         except TransportClosed as exc:
-            if not self.closed:
-                self.closed = True
-                self.close_reason = str(exc)
+            self.transport_lost(str(exc))
         finally:
             self._writer = None
 
     def close(self, code: int, reason: str) -> None:
         """Close after everything queued is sent, with a close frame of `code` and `reason`."""
-        if self._close_after_flush is not None or self.closed:
+        if self._closing or self._finished:
             return
+        self._closing = True
         self.close_reason = reason
+        self.closed = True
         self.protocol.close()
-        self._close_after_flush = (code, reason)
-        if self._writer is None:
-            self.transport.close(code, reason)
-        # The reader ends when the client answers the close frame; one that
-        # never does is dropped.
-        gevent.spawn_later(CLOSE_HANDSHAKE_TIMEOUT, self.abort, "no answer to our close frame")
+        self._queue(_Close(close_frame(code, reason)))
+        if not self._peer_closed:
+            # The client answers our close frame with its own; one that does not is dropped.
+            gevent.spawn_later(CLOSE_HANDSHAKE_TIMEOUT, self.abort, "no answer to our close frame")
+
+    def _finish_after_close(self) -> None:
+        """Both close frames were sent: the connection is over (RFC 6455 7.1.1)."""
+        if self._writer is None or self._writer is gevent.getcurrent():
+            if not self._outbox:
+                self._finish()
 
     def abort(self, reason: str) -> None:
         """Drop the client at once: nothing more is sent, the socket is shut."""
-        if self.closed:
+        if self._finished:
             return
-        if self._close_after_flush is None:
+        if not self._closing:
             logger.warning("connection %d dropped: %s", self.number, reason)
-        self.closed = True
-        self.close_reason = reason
-        self.protocol.close()
-        self._outbox.clear()
-        self._outbox_bytes = 0
-        self.transport.abort()
+        if not self._closing:
+            self.close_reason = reason
+        self._finish()
 
     def check_heartbeat(self, now: float) -> None:
         """Called by the server's ticker: ping an idle client, drop a silent one (D-22)."""
@@ -386,6 +437,30 @@ class Session:
     def shut_down(self) -> None:
         """Graceful server shutdown: a 1001 close frame after what is queued."""
         self.close(CLOSE_GOING_AWAY, "server shutting down")
+
+
+class _Close:
+    """The close frame in the send queue: it goes last, after what was queued before."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: bytes):
+        self.frame = frame
+
+
+# The same message text goes to every session an observer serves: frame it once.
+_frames: dict[int, tuple[str, bytes]] = {}
+
+
+def _frame_of(text: str) -> bytes:
+    cached = _frames.get(id(text))
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    data = text_frame(text)
+    if len(_frames) >= 256:
+        _frames.clear()
+    _frames[id(text)] = (text, data)  # keeping `text` alive keeps its id from being reused
+    return data
 
 
 def _call_with_fence(

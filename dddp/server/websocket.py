@@ -1,174 +1,128 @@
 """Raw WebSocket transport (S-3, S-4): one DDP message per text frame.
 
-gevent-websocket does the HTTP upgrade; reading is ours, because its reader
-accepts frames of any size into memory before anyone can object, and checks
-UTF-8 in pure Python byte by byte. Here the size limit is checked from the frame
-header, before the payload is read, and UTF-8 is checked by `bytes.decode`.
+gevent-websocket answers the HTTP upgrade; then the socket is taken from the
+HTTP handler, whose greenlet ends, and read from an event-loop callback. An
+idle client therefore costs no greenlet at all (one blocked in `recv` costs
+about 8 KiB of saved stack), which is what lets a process hold tens of
+thousands of clients. Frames are parsed by `dddp.protocol.websocket`.
+
+Everything `on_readable` calls runs in the event loop's own context and must
+never block: it only parses, queues and spawns. Blocking writes happen in the
+session's writer greenlet, through `send`.
 """
 
 from __future__ import annotations
 
+import _socket
 import socket
-import struct
-from typing import Any
+from typing import Any, Protocol
 
-from geventwebsocket.exceptions import WebSocketError
-from geventwebsocket.websocket import Header, WebSocket
+from gevent import get_hub
+from gevent.socket import wait_write
 
-OPCODE_CONTINUATION, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
-OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA
-
-# RFC 6455 close codes used here.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_DATA = 1007
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_BIG = 1009
+from dddp.protocol.websocket import Event, FrameParser
 
 
 class TransportClosed(Exception):
-    """The peer is gone, or the transport was closed: stop reading."""
+    """The socket is gone: nothing more can be sent."""
 
 
-class FrameRejected(Exception):
-    """A frame we refuse; the connection is closed with `code` and `reason`."""
+class Receiver(Protocol):
+    def frame_received(self, event: Event) -> None: ...
 
-    def __init__(self, code: int, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-class BinaryMessage:
-    """A complete binary message: DDP is text, so the session answers "Bad request"."""
-
-    def __init__(self, size: int):
-        self.size = size
+    def transport_lost(self, reason: str) -> None: ...
 
 
 class WebSocketTransport:
-    """Reads whole messages and writes text frames on an upgraded connection."""
+    """One client socket: frames in through a read watcher, bytes out without blocking the loop."""
 
     kind = "websocket"
+    __slots__ = ("_parser", "_receiver", "_sock", "_watcher", "_writing", "client_address", "closed")
 
-    def __init__(self, websocket: WebSocket, max_message_size: int):
-        self.websocket = websocket
-        self.max_message_size = max_message_size
+    def __init__(self, fd: int, client_address: str, max_message_size: int):
+        self._sock = _socket.socket(fileno=fd)  # the C socket: gevent must not wrap it
+        self._sock.setblocking(False)
+        self._parser = FrameParser(max_message_size)
+        self._receiver: Receiver | None = None
+        self._watcher: Any = None
+        self._writing = False
+        self.client_address = client_address
         self.closed = False
 
-    @property
-    def client_address(self) -> str:
-        environ: dict[str, Any] = self.websocket.environ or {}
-        return f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
+    def start(self, receiver: Receiver, pending: bytes = b"") -> None:
+        """Start reading; `pending` is what the HTTP handler had already read past the upgrade."""
+        self._receiver = receiver
+        self._watcher = get_hub().loop.io(self._sock.fileno(), 1)
+        self._watcher.start(self._on_readable)
+        if pending:
+            self._deliver(pending)
 
-    def receive(self) -> str | BinaryMessage:
-        """The next whole message; raises TransportClosed or FrameRejected."""
-        opcode = None
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            header, payload = self._read_frame(size)
-            if header.opcode in (OPCODE_TEXT, OPCODE_BINARY):
-                if opcode is not None:
-                    raise FrameRejected(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one")
-                opcode = header.opcode
-            elif header.opcode == OPCODE_CONTINUATION:
-                if opcode is None:
-                    raise FrameRejected(CLOSE_PROTOCOL_ERROR, "continuation frame without a message")
-            elif header.opcode == OPCODE_PING:
-                self._send_frame(payload, OPCODE_PONG)
-                continue
-            elif header.opcode == OPCODE_PONG:
-                continue
-            elif header.opcode == OPCODE_CLOSE:
-                self._answer_close(payload)
-                raise TransportClosed("closed by the client")
-            else:
-                raise FrameRejected(CLOSE_PROTOCOL_ERROR, f"unknown opcode {header.opcode}")
-            parts.append(payload)
-            size += len(payload)
-            if header.fin:
-                break
-        data = b"".join(parts)
-        if opcode == OPCODE_BINARY:
-            return BinaryMessage(len(data))
+    def _on_readable(self) -> None:
         try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FrameRejected(
-                CLOSE_INVALID_DATA, f"text frame is not valid UTF-8 (byte {exc.start})"
-            ) from None
-
-    def _read_frame(self, size_so_far: int) -> tuple[Header, bytes]:
-        if self.closed:
-            raise TransportClosed("transport closed")
-        try:
-            header = Header.decode_header(self.websocket.stream)
-        except WebSocketError as exc:
-            raise TransportClosed(str(exc)) from None
+            data = self._sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
         except OSError as exc:
-            raise TransportClosed(f"socket error: {exc}") from None
-        if header.flags:
-            raise FrameRejected(CLOSE_PROTOCOL_ERROR, "reserved bits set: no extension was negotiated")
-        if header.opcode < OPCODE_CLOSE and size_so_far + header.length > self.max_message_size:
-            raise FrameRejected(
-                CLOSE_TOO_BIG,
-                f"message too big: over {self.max_message_size} bytes (DDDP_MAX_MESSAGE_SIZE)",
-            )
-        payload = b""
-        if header.length:
-            try:
-                payload = self.websocket.raw_read(header.length)
-            except OSError as exc:
-                raise TransportClosed(f"socket error: {exc}") from None
-            if len(payload) != header.length:
-                raise TransportClosed("connection lost in the middle of a frame")
-        if header.mask:
-            payload = bytes(header.unmask_payload(payload))
-        return header, payload
+            self._lost(f"socket error: {exc}")
+            return
+        if not data:
+            self._lost("the client went away without a close frame")
+            return
+        self._deliver(data)
 
-    def _answer_close(self, payload: bytes) -> None:
-        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NORMAL
-        # Echo the client's code, as RFC 6455 section 5.5.1 asks; but never echo
-        # a code that may not be sent on the wire.
-        if code in (1005, 1006, 1015) or code < 1000:
-            code = CLOSE_NORMAL
-        self.close(code, "")
+    def _deliver(self, data: bytes) -> None:
+        assert self._receiver is not None
+        for event in self._parser.feed(data):
+            if self.closed:
+                return
+            self._receiver.frame_received(event)
 
-    def send(self, text: str) -> None:
-        """Send one DDP message as a text frame; raises TransportClosed."""
-        self._send_frame(text.encode("utf-8"), OPCODE_TEXT)
+    def _lost(self, reason: str) -> None:
+        self.shut()
+        if self._receiver is not None:
+            self._receiver.transport_lost(reason)
 
-    def _send_frame(self, payload: bytes, opcode: int) -> None:
+    def try_send(self, data: bytes) -> bytes:
+        """Send what the socket takes now, without waiting; return the rest."""
         if self.closed:
             raise TransportClosed("transport closed")
-        header = Header.encode_header(True, opcode, b"", len(payload), 0)
         try:
-            self.websocket.raw_write(header + payload)
-        except (OSError, AttributeError) as exc:
-            self.closed = True
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return data
+        except OSError as exc:
+            self.shut()
             raise TransportClosed(f"socket error: {exc}") from None
+        return data[sent:]
 
-    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Send a close frame (once) and stop; the socket closes when the handler returns."""
+    def send(self, data: bytes) -> None:
+        """Send all of `data`, waiting (cooperatively) while the socket is full."""
+        self._writing = True
+        try:
+            while data:
+                data = self.try_send(data)
+                if data:
+                    wait_write(self._sock.fileno())
+        finally:
+            self._writing = False
+            if self.closed:
+                self._close_socket()
+
+    def shut(self) -> None:
+        """Stop reading and end the connection (no close frame: see the session's close)."""
         if self.closed:
             return
-        reason_bytes = reason.encode("utf-8")[:123]  # a control frame holds 125 bytes
+        self.closed = True
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         try:
-            self._send_frame(struct.pack("!H", code) + reason_bytes, OPCODE_CLOSE)
-        except TransportClosed:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
-        self.closed = True
-        self.websocket.closed = True  # so gevent-websocket does not send a second close frame
+        if not self._writing:  # else the writer, woken by the shutdown, closes it
+            self._close_socket()
 
-    def abort(self) -> None:
-        """Shut the socket without a close frame (a slow or silent client)."""
-        self.closed = True
-        self.websocket.closed = True
-        sock = getattr(self.websocket.handler, "socket", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def _close_socket(self) -> None:
+        if self._sock.fileno() != -1:
+            self._sock.close()
