@@ -10,8 +10,9 @@ PostgreSQL connections, and how fast a brand-new client gets connect + sub +
 method answered. Then it closes everything and times a SIGTERM shutdown.
 
 `--stage tcp|websocket|connect` stops each connection earlier, to split the
-memory per connection into transport, WebSocket and DDP session parts.
-Everything runs on 127.0.0.1 and every wait has a time limit.
+memory per connection into transport, WebSocket and DDP session parts;
+`--traced` lists the source lines that hold it. Everything runs on 127.0.0.1
+and every wait has a time limit.
 """
 
 from __future__ import annotations
@@ -19,28 +20,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import os
-import re
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection, wait
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
-from clientpool import STAGES, OpenOrder, raise_open_files_limit, worker_main
+from clientpool import STAGES, OpenOrder, Workers, merge_counts, raise_open_files_limit
+from serverproc import (
+    Memory,
+    Server,
+    allocation_sites,
+    cpu_seconds,
+    database_connections,
+    example_database,
+    listen_overflows,
+    memory,
+    migrate,
+    open_files,
+    open_files_limit,
+)
 from wsclient import DDPClient, WebSocket
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-EXAMPLE = REPO / "example"
-LISTENING = re.compile(r"listening on http://([^:/]+):(\d+)/")
 HOST = "127.0.0.1"
 
 # The issue's targets for one server process.
@@ -48,545 +50,369 @@ TARGET_CONNECTIONS = 19_000
 TARGET_KIB_PER_CONNECTION = 15.0
 TARGET_ANSWER_SECONDS = 1.0
 
-# The server's graceful shutdown: DDDP_SHUTDOWN_TIMEOUT (10 s) for methods,
-# 2 s for sessions to close, 1 s to stop the WSGI server; plus a margin.
-SHUTDOWN_LIMIT = 20.0
-PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: A new client's steps, as `full_session` times them.
+STEPS = ("tcp", "upgrade", "connect", "sub", "method")
 
 
-# --- the server process, seen from /proc -------------------------------------------
+# --- brand-new clients -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Memory:
-    rss_kib: int
-    pss_kib: int
-    uss_kib: int  # pages only this process maps: what it would give back on exit
+async def full_session(port: int, method_id: str = "m1") -> dict[str, float]:
+    """Seconds for each step of a fresh client's TCP + upgrade + DDP connect + sub + method."""
+    steps: dict[str, float] = {}
+    started = last = time.perf_counter()
 
+    def step(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        steps[name] = now - last
+        last = now
 
-def memory(pid: int) -> Memory:
-    fields: dict[str, int] = {}
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            name, _, rest = line.partition(":")
-            if rest.strip().endswith("kB"):
-                fields[name] = int(rest.split()[0])
-    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-    return Memory(fields["Rss"], fields["Pss"], uss)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        after_name = stat.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 of stat(5), utime and stime; the name, field 2, is cut off.
-    return (int(after_name[11]) + int(after_name[12])) / CLOCK_TICKS
-
-
-def open_files(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def open_files_limit(pid: int) -> int:
-    with open(f"/proc/{pid}/limits") as limits:
-        for line in limits:
-            if line.startswith("Max open files"):
-                return int(line.split()[3])
-    return -1
-
-
-class Server:
-    """The dddp server under test; its log goes to a file, which nothing has to drain."""
-
-    def __init__(self, app_name: str, log_level: str, traced: bool):
-        self.log = tempfile.NamedTemporaryFile(prefix="dddp-capacity-", suffix=".log", delete=False)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PGAPPNAME": app_name}
-        # libpq reads PGAPPNAME, so pg_stat_activity can tell this process's
-        # connections from any other client of the same database.
-        entry = ["-m", "dddp"]
-        self.trace_prefix = ""
-        if traced:
-            entry = [str(BENCH / "traced_server.py")]
-            self.trace_prefix = env["DDDP_TRACE_PREFIX"] = tempfile.mkdtemp(prefix="dddp-trace-") + "/trace"
-        self._snapshots = 0
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                *entry,
-                "--settings",
-                "example_project.settings",
-                "--pythonpath",
-                str(EXAMPLE),
-                "--log-level",
-                log_level,
-                f"{HOST}:0",
-            ],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.pid = self.process.pid
-        self.port = 0
-
-    def log_text(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def wait_until_listening(self, timeout: float = 60.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = LISTENING.search(self.log_text())
-            if match:
-                self.port = int(match.group(2))
-                return self.port
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.process.kill()
-        raise SystemExit(
-            f"the server did not start listening within {timeout:.0f}s:\n{self.log_text()[-3000:]}"
-        )
-
-    def snapshot(self, timeout: float = 300.0) -> Any:
-        """A tracemalloc snapshot of the traced server (`traced_server.py` dumps it on SIGUSR1)."""
-        import tracemalloc
-
-        self._snapshots += 1
-        path = Path(f"{self.trace_prefix}-{self._snapshots}.snap")
-        self.process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + timeout
-        while not path.exists():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"the traced server wrote no snapshot within {timeout:.0f}s")
-            time.sleep(0.2)
-        snapshot = tracemalloc.Snapshot.load(str(path))
-        path.unlink()
-        return snapshot
-
-    def stop(self) -> tuple[int | None, float]:
-        """SIGTERM; (exit code or None if it had to be killed, seconds to exit)."""
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code: int | None = self.process.wait(SHUTDOWN_LIMIT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            code = None
-        return code, time.monotonic() - started
-
-
-def example_database() -> dict[str, Any]:
-    """The example's DATABASES entry; with no DATABASE_URL this starts (or joins) the
-    embedded PostgreSQL, which then stays up until this process exits too."""
-    from dddp.database import database_settings
-
-    return database_settings(EXAMPLE / "pgdata")
-
-
-def database_connections(db: dict[str, Any], app_name: str) -> int | None:
-    """How many PostgreSQL backends serve the process tagged `app_name`; None if unknown."""
-    import psycopg2
-
-    params = {"dbname": db["NAME"], "user": db["USER"], "password": db["PASSWORD"], "host": db["HOST"]}
-    try:
-        connection = psycopg2.connect(**params, port=db["PORT"] or None)
-    except psycopg2.Error as exc:
-        print(f"warning: cannot count PostgreSQL connections: {exc}", file=sys.stderr)
-        return None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app_name])
-            row = cursor.fetchone()
-    finally:
-        connection.close()
-    return int(row[0]) if row else None
-
-
-def migrate() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE / "manage.py"), "migrate", "--noinput", "-v", "0"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"migrate failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-
-
-# --- a brand-new client's round trip -----------------------------------------------
-
-
-async def round_trip(port: int) -> float:
-    """Seconds for TCP + upgrade + DDP connect + sub + method result, on a fresh connection."""
-    started = time.perf_counter()
     websocket = await WebSocket.open_tcp(HOST, port)
+    step("tcp")
     try:
         await websocket.upgrade(HOST, port)
+        step("upgrade")
         client = DDPClient(websocket)
         await client.connect()
-        await client.subscribe("probe", "AllBooks", [])
-        await client.call("m1", "count_books", [])
-        return time.perf_counter() - started
+        step("connect")
+        await client.subscribe("s1", "AllBooks", [])
+        step("sub")
+        await client.call(method_id, "count_books", [])
+        step("method")
     finally:
         websocket.close()
+    steps["total"] = last - started
+    return steps
 
 
-def probe(port: int, times: int, timeout: float = 10.0) -> list[float]:
-    """`times` sequential round trips; a failed or timed-out one counts as `inf`."""
+def probe(port: int, times: int, timeout: float = 10.0) -> list[dict[str, float]]:
+    """`times` new clients one after the other; a failed or timed-out one is `{"failed": 1.0}`."""
 
-    async def run() -> list[float]:
-        seconds = []
+    async def run() -> list[dict[str, float]]:
+        results = []
         for _ in range(times):
             try:
-                seconds.append(await asyncio.wait_for(round_trip(port), timeout))
+                results.append(await asyncio.wait_for(full_session(port), timeout))
             except Exception as exc:  # noqa: BLE001 - a failed probe is a figure, not a crash
-                print(f"probe failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                seconds.append(float("inf"))
-        return seconds
+                results.append({"failed": 1.0})
+                print(f"a new client failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return results
 
     return asyncio.run(run())
 
 
-def warm_up(port: int, connections: int = 20) -> None:
-    """Concurrent sessions calling a method, so lazy imports and worker DB connections are done."""
-
-    async def one(number: int) -> None:
-        websocket = await WebSocket.open_tcp(HOST, port)
-        try:
-            await websocket.upgrade(HOST, port)
-            client = DDPClient(websocket)
-            await client.connect()
-            await client.subscribe("s1", "AllBooks", [])
-            await client.call(f"m{number}", "count_books", [])
-        finally:
-            websocket.close()
+def warm_up(port: int, sessions: int = 20) -> None:
+    """Concurrent full sessions, so lazy imports and the method workers' DB connections are done."""
 
     async def run() -> None:
-        await asyncio.wait_for(asyncio.gather(*(one(n) for n in range(connections))), 60)
+        await asyncio.wait_for(asyncio.gather(*(full_session(port, f"m{n}") for n in range(sessions))), 60)
 
     asyncio.run(run())
-
-
-# --- where the memory goes (--traced) ---------------------------------------------
-
-#: Frames that only say "something allocated": attribution skips past them.
-_PLUMBING = ("/tracemalloc.py", "/traceback.py", "<frozen ", "/linecache.py")
-
-
-def allocation_sites(before: Any, after: Any, connections: int, top: int = 15) -> list[dict[str, Any]]:
-    """The source lines whose live allocations grew most, in bytes per connection, with callers."""
-    sites = []
-    for stat in after.compare_to(before, "traceback")[:top]:
-        frames = [f for f in stat.traceback if not f.filename.startswith(_PLUMBING)] or list(stat.traceback)
-        # tracemalloc lists the most recent call last; show innermost first.
-        chain = [f"{_short(frame.filename)}:{frame.lineno}" for frame in reversed(frames)][:6]
-        sites.append(
-            {
-                "bytes_per_connection": round(stat.size_diff / connections, 1),
-                "blocks_per_connection": round(stat.count_diff / connections, 2),
-                "where": chain,
-            }
-        )
-    total = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-    sites.append({"bytes_per_connection": round(total / connections, 1), "where": ["(all traced)"]})
-    return sites
-
-
-def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
-    return filename
-
-
-# --- client workers ------------------------------------------------------------
-
-
-class Workers:
-    """Client processes, each holding an equal share of the connections."""
-
-    def __init__(self, count: int):
-        context = multiprocessing.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.processes = []
-        for _ in range(count):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=worker_main, args=(child_end,), daemon=True)
-            process.start()
-            self.pipes.append(parent_end)
-            self.processes.append(process)
-
-    def ask(
-        self, commands: list[tuple[Any, ...]], timeout: float, on_wait: Any = None
-    ) -> list[dict[str, Any]]:
-        """Send one command to each worker, collect the answers; `on_wait()` runs every 0.5 s."""
-        for pipe, command in zip(self.pipes, commands, strict=True):
-            pipe.send(command)
-        answers: dict[int, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout
-        while len(answers) < len(self.pipes):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"client workers did not answer {commands[0][0]!r} within {timeout:.0f}s")
-            pending = [pipe for index, pipe in enumerate(self.pipes) if index not in answers]
-            for ready in wait(pending, timeout=0.5):
-                assert isinstance(ready, Connection)
-                answers[self.pipes.index(ready)] = ready.recv()
-            if on_wait is not None:
-                on_wait()
-        return [answers[index] for index in range(len(self.pipes))]
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-
-
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
-
-
-def merge_counts(counts: list[dict[str, int]]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for count in counts:
-        for key, value in count.items():
-            merged[key] = merged.get(key, 0) + value
-    return merged
 
 
 # --- the run ---------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    limit = raise_open_files_limit()
-    workers = Workers(args.workers)  # spawned first, while this process is small
-    app_name = f"dddp-capacity-{uuid.uuid4().hex[:8]}"
-    db = example_database()
-    if not args.no_migrate:
-        migrate()
-    server = Server(app_name, args.server_log_level, args.traced)
-    figures: dict[str, Any] = {"connections": args.connections, "stage": args.stage, "workers": args.workers}
-    try:
-        port = server.wait_until_listening()
-        figures["server_open_files_limit"] = open_files_limit(server.pid)
-        figures["client_open_files_limit"] = limit
+class CapacityRun:
+    """One benchmark run; each phase adds its figures to `self.figures`."""
 
-        warm_up(port)
-        probe(port, 3)
-        time.sleep(1.0)  # let the warm-up sessions' greenlets finish and be freed
-        baseline = memory(server.pid)
-        baseline_snapshot = server.snapshot() if args.traced else None
-        figures["baseline"] = asdict(baseline)
-        figures["baseline_open_files"] = open_files(server.pid)
-        figures["baseline_db_connections"] = database_connections(db, app_name)
-        cpu_before = cpu_seconds(server.pid)
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.figures: dict[str, Any] = {
+            "connections": args.connections,
+            "stage": args.stage,
+            "client_workers": args.workers,
+        }
+        self.app_name = f"dddp-capacity-{uuid.uuid4().hex[:8]}"
+        self.db: dict[str, Any] = {}
+        self.port = 0
+        self.baseline = Memory(0, 0, 0)
+        self.baseline_snapshot: Any = None
+        self.peak_rss_kib = 0
 
-        peak_rss = [baseline.rss_kib]
-
-        def sample() -> None:
-            if server.process.poll() is None:
-                peak_rss[0] = max(peak_rss[0], memory(server.pid).rss_kib)
-
-        time_limit = args.ramp_limit or 60 + args.connections / 100
-        orders = [
-            (
-                "open",
-                OpenOrder(
-                    HOST, port, args.stage, count, args.concurrency, args.handshake_timeout, time_limit
-                ),
+    def run(self) -> dict[str, Any]:
+        self.figures["client_open_files_limit"] = raise_open_files_limit()  # before anything inherits it
+        self.workers = Workers(self.args.workers)  # spawned first, while this process is small
+        try:
+            self.db = example_database()
+            if not self.args.no_migrate:
+                migrate()
+            self.server = Server(
+                self.app_name, self.args.server_log_level, self.args.server_script, self.args.traced
             )
-            for count in split(args.connections, args.workers)
-        ]
+            try:
+                self.start()
+                self.open_all()
+                self.measure_loaded()
+                self.hold()
+                self.close_all()
+                self.stop()
+            except SystemExit as exc:
+                raise SystemExit(f"{exc}\n(the server's whole log: {self.server.log_path})") from None
+            finally:
+                self.server.kill()
+        finally:
+            self.workers.stop()
+        if self.healthy() and not self.args.keep_log:
+            self.server.discard_log()
+        else:
+            self.figures["server_log"] = self.server.log_path
+        return self.figures
+
+    def start(self) -> None:
+        pid = self.server.pid
+        self.port = self.server.wait_until_listening()
+        self.figures["server_open_files_limit"] = open_files_limit(pid)
+        warm_up(self.port)
+        time.sleep(1.0)  # the warm-up sessions' greenlets end and are freed
+        self.baseline = memory(pid)
+        self.peak_rss_kib = self.baseline.rss_kib
+        if self.args.traced:
+            self.baseline_snapshot = self.server.snapshot()
+        self.figures["baseline"] = asdict(self.baseline)
+        self.figures["baseline_open_files"] = open_files(pid)
+        self.figures["baseline_db_connections"] = database_connections(self.db, self.app_name)
+
+    def sample(self) -> None:
+        if self.server.running:
+            self.peak_rss_kib = max(self.peak_rss_kib, memory(self.server.pid).rss_kib)
+
+    def open_all(self) -> None:
+        args = self.args
+        time_limit = args.ramp_limit or 60 + args.connections / 100
+        order = OpenOrder(
+            HOST,
+            self.port,
+            args.stage,
+            args.connections,
+            args.concurrency,
+            args.handshake_timeout,
+            time_limit,
+        )
+        cpu_before = cpu_seconds(self.server.pid)
+        overflows_before = listen_overflows()
         started = time.monotonic()
-        summaries = workers.ask(orders, time_limit + args.handshake_timeout + 30, on_wait=sample)
-        ramp_seconds = time.monotonic() - started
-        if server.process.poll() is not None:
-            raise SystemExit(f"the server exited during the ramp:\n{server.log_text()[-3000:]}")
+        summaries = self.workers.open(order, time_limit + args.handshake_timeout + 30, self.sample)
+        seconds = time.monotonic() - started
+        self.figures["listen_overflows"] = listen_overflows() - overflows_before
+        self.require_server("during the ramp")
         opened = sum(summary["opened"] for summary in summaries)
-        figures["opened"] = opened
-        figures["failed"] = args.connections - opened
-        figures["failures"] = merge_counts([summary["failures"] for summary in summaries])
-        figures["ramp_seconds"] = round(ramp_seconds, 2)
-        figures["connect_rate_per_second"] = round(opened / ramp_seconds, 1)
-        figures["slowest_handshake_seconds"] = round(max(s["slowest_handshake"] for s in summaries), 3)
-        figures["ramp_cpu_seconds"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+        self.figures.update(
+            opened=opened,
+            failed=args.connections - opened,
+            failures=merge_counts([summary["failures"] for summary in summaries]),
+            ramp_seconds=round(seconds, 2),
+            connect_rate_per_second=round(opened / seconds, 1),
+            slowest_handshake_seconds=round(max(summary["slowest_handshake"] for summary in summaries), 3),
+            ramp_cpu_seconds=round(cpu_seconds(self.server.pid) - cpu_before, 2),
+        )
 
-        time.sleep(1.0)  # the last handshakes' transient greenlets end
-        loaded = memory(server.pid)
-        figures["loaded"] = asdict(loaded)
-        figures["open_files"] = open_files(server.pid)
-        figures["db_connections"] = database_connections(db, app_name)
-        answers = probe(port, args.probes)
-        figures["answer_seconds_median"] = round(statistics.median(answers), 4)
-        figures["answer_seconds_max"] = round(max(answers), 4)
-        if baseline_snapshot is not None and opened:
-            figures["allocations_per_connection"] = allocation_sites(baseline_snapshot, server.snapshot(), opened)
+    def measure_loaded(self) -> None:
+        pid = self.server.pid
+        time.sleep(1.0)  # the last handshakes' short-lived greenlets end
+        self.figures["loaded"] = asdict(memory(pid))
+        self.figures["open_files"] = open_files(pid)
+        self.figures["db_connections"] = database_connections(self.db, self.app_name)
+        if self.baseline_snapshot is not None and self.figures["opened"]:
+            after = self.server.snapshot()
+            self.figures["allocations_per_connection"] = allocation_sites(
+                self.baseline_snapshot, after, self.figures["opened"]
+            )
 
-        hold_cpu_before = cpu_seconds(server.pid)
-        hold_until = time.monotonic() + args.hold
-        while time.monotonic() < hold_until and server.process.poll() is None:
-            sample()
-            time.sleep(min(1.0, max(0.0, hold_until - time.monotonic())))
-        if server.process.poll() is not None:
-            raise SystemExit(f"the server exited while holding:\n{server.log_text()[-3000:]}")
-        held = memory(server.pid)
-        figures["held"] = asdict(held)
-        figures["hold_seconds"] = args.hold
-        figures["hold_cpu_seconds"] = round(cpu_seconds(server.pid) - hold_cpu_before, 2)
-        figures["peak_rss_kib"] = max(peak_rss[0], held.rss_kib)
-        statuses = workers.ask([("close",)] * args.workers, 60)
-        figures["still_open_after_hold"] = sum(status["open"] for status in statuses)
-        figures["dropped"] = merge_counts([status["dropped"] for status in statuses])
-        figures["pings_answered"] = sum(status["pings_answered"] for status in statuses)
+    def hold(self) -> None:
+        """Stay idle past a heartbeat (the server pings, the clients answer), probing meanwhile.
+
+        A new client every `--probe-every` seconds, not a burst of them: a pause
+        of the server (a full garbage collection, a heartbeat sweep) lasts a
+        second or two every so often, and only probes spread out can land in one.
+        """
+        cpu_before = cpu_seconds(self.server.pid)
+        until = time.monotonic() + self.args.hold
+        answers: list[dict[str, float]] = []
+        while time.monotonic() < until and self.server.running:
+            next_probe = time.monotonic() + self.args.probe_every
+            answers.extend(probe(self.port, 1))
+            self.sample()
+            time.sleep(max(0.0, min(next_probe, until) - time.monotonic()))
+        self.require_server("while holding the connections")
+        held = memory(self.server.pid)
+        self.peak_rss_kib = max(self.peak_rss_kib, held.rss_kib)
+        answered = [steps for steps in answers if "failed" not in steps]
+        totals = [steps["total"] for steps in answered] or [float("nan")]
+        slowest = max(answered, key=lambda steps: steps["total"], default={})
+        self.figures.update(
+            probes=len(answers),
+            probes_failed=len(answers) - len(answered),
+            answer_seconds_median=round(statistics.median(totals), 4),
+            answer_seconds_max=round(max(totals), 4),
+            answers_over_target=sum(1 for total in totals if total > TARGET_ANSWER_SECONDS),
+            slowest_answer_steps={name: round(seconds, 4) for name, seconds in slowest.items()},
+            held=asdict(held),
+            hold_seconds=self.args.hold,
+            hold_cpu_seconds=round(cpu_seconds(self.server.pid) - cpu_before, 2),
+            peak_rss_kib=self.peak_rss_kib,
+        )
+        opened = self.figures["opened"]
         if opened:
-            figures["kib_per_connection"] = {
-                kind: round((getattr(held, f"{kind}_kib") - getattr(baseline, f"{kind}_kib")) / opened, 2)
+            self.figures["kib_per_connection"] = {
+                kind: round(
+                    (getattr(held, f"{kind}_kib") - getattr(self.baseline, f"{kind}_kib")) / opened, 2
+                )
                 for kind in ("rss", "pss", "uss")
             }
 
+    def close_all(self) -> None:
+        statuses = self.workers.close(timeout=60)
+        self.figures.update(
+            still_open_after_hold=sum(status["open"] for status in statuses),
+            dropped=merge_counts([status["dropped"] for status in statuses]),
+            pings_answered=sum(status["pings_answered"] for status in statuses),
+        )
         # The server notices the closes; wait until it has let go of the sockets.
+        pid = self.server.pid
         deadline = time.monotonic() + 60
-        while open_files(server.pid) > figures["baseline_open_files"] + 2 and time.monotonic() < deadline:
+        while open_files(pid) > self.figures["baseline_open_files"] + 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        figures["open_files_after_close"] = open_files(server.pid)
-        figures["after_close"] = asdict(memory(server.pid))
-        figures["server_cpu_seconds"] = round(cpu_seconds(server.pid), 2)
-        code, seconds = server.stop()
-        figures["exit_code"] = code
-        figures["shutdown_seconds"] = round(seconds, 2)
-    finally:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
-        workers.stop()
-    figures["server_log"] = server.log.name
-    return figures
+        self.figures["open_files_after_close"] = open_files(pid)
+        self.figures["after_close"] = asdict(memory(pid))
+
+    def stop(self) -> None:
+        self.figures["server_cpu_seconds"] = round(cpu_seconds(self.server.pid), 2)
+        code, seconds = self.server.stop()
+        self.figures["exit_code"] = code
+        self.figures["shutdown_seconds"] = round(seconds, 2)
+
+    def require_server(self, when: str) -> None:
+        if not self.server.running:
+            raise SystemExit(f"the server exited {when}:\n{self.server.log_tail()}")
+
+    def healthy(self) -> bool:
+        figures = self.figures
+        return not figures.get("failed") and not figures.get("dropped") and figures.get("exit_code") == 0
+
+
+# --- the report ------------------------------------------------------------------
 
 
 def verdicts(figures: dict[str, Any]) -> dict[str, bool]:
     per_connection = figures.get("kib_per_connection", {}).get("rss", float("inf"))
+    db_connections = figures["db_connections"]
     return {
         f"held all {figures['connections']}": figures["still_open_after_hold"] == figures["connections"],
         f"<= {TARGET_KIB_PER_CONNECTION:g} KiB RSS per connection": per_connection
         <= TARGET_KIB_PER_CONNECTION,
-        f"new client answered within {TARGET_ANSWER_SECONDS:g} s": figures["answer_seconds_max"]
-        <= TARGET_ANSWER_SECONDS,
-        "no database connection per client": figures["db_connections"] is not None
-        and figures["db_connections"] <= (figures["baseline_db_connections"] or 0),
+        f"every new client answered within {TARGET_ANSWER_SECONDS:g} s": not figures["probes_failed"]
+        and figures["answer_seconds_max"] <= TARGET_ANSWER_SECONDS,
+        "no database connection per client": db_connections is not None
+        and db_connections <= (figures["baseline_db_connections"] or 0),
         "clean shutdown (exit 0)": figures["exit_code"] == 0,
     }
 
 
 def table(figures: dict[str, Any]) -> str:
-    mib = 1024
-    base, loaded, held, closed = (figures[key] for key in ("baseline", "loaded", "held", "after_close"))
-    per = figures.get("kib_per_connection", {})
+    f = figures
+
+    def mib(key: str) -> str:
+        return f"{f[key]['rss_kib'] / 1024:.1f}"
+
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1000:.1f}"
+
+    per = f.get("kib_per_connection", {})
     rows = [
+        ("connections asked / opened / failed", f"{f['connections']} / {f['opened']} / {f['failed']}"),
+        ("stage held", f["stage"]),
+        ("ramp: seconds, connections/s", f"{f['ramp_seconds']} s, {f['connect_rate_per_second']}/s"),
         (
-            "connections asked / opened / failed",
-            f"{figures['connections']} / {figures['opened']} / {figures['failed']}",
+            "slowest handshake, listen queue overflows",
+            f"{f['slowest_handshake_seconds']} s, {f['listen_overflows']}",
         ),
-        ("stage held", figures["stage"]),
-        (
-            "ramp: seconds, connections/s",
-            f"{figures['ramp_seconds']} s, {figures['connect_rate_per_second']}/s",
-        ),
-        ("slowest handshake", f"{figures['slowest_handshake_seconds']} s"),
         (
             "server RSS: baseline / all open / after hold",
-            f"{base['rss_kib'] / mib:.1f} / {loaded['rss_kib'] / mib:.1f} / {held['rss_kib'] / mib:.1f} MiB",
+            f"{mib('baseline')} / {mib('loaded')} / {mib('held')} MiB",
         ),
+        ("server RSS: after close / peak", f"{mib('after_close')} / {f['peak_rss_kib'] / 1024:.1f} MiB"),
+        ("per connection: RSS / PSS / USS", f"{per.get('rss')} / {per.get('pss')} / {per.get('uss')} KiB"),
         (
-            "server RSS after close, peak",
-            f"{closed['rss_kib'] / mib:.1f} MiB, {figures['peak_rss_kib'] / mib:.1f} MiB",
-        ),
-        (
-            "per connection: RSS / PSS / USS",
-            f"{per.get('rss', '-')} / {per.get('pss', '-')} / {per.get('uss', '-')} KiB",
-        ),
-        (
-            "server open files: baseline / all open / closed (limit)",
-            f"{figures['baseline_open_files']} / {figures['open_files']}"
-            f" / {figures['open_files_after_close']} ({figures['server_open_files_limit']})",
+            "server open files: baseline / all open / closed",
+            (
+                f"{f['baseline_open_files']} / {f['open_files']} / {f['open_files_after_close']}"
+                f" (limit {f['server_open_files_limit']})"
+            ),
         ),
         (
             "server PostgreSQL connections: baseline / all open",
-            f"{figures['baseline_db_connections']} / {figures['db_connections']}",
+            f"{f['baseline_db_connections']} / {f['db_connections']}",
         ),
         (
-            "new client connect+sub+method: median / max",
-            f"{figures['answer_seconds_median'] * 1000:.1f} / {figures['answer_seconds_max'] * 1000:.1f} ms",
+            "new clients while holding: count, median / max, over 1 s, failed",
+            (
+                f"{f['probes']}, {ms(f['answer_seconds_median'])} / {ms(f['answer_seconds_max'])} ms,"
+                f" {f['answers_over_target']}, {f['probes_failed']}"
+            ),
         ),
         (
-            "still open after hold / dropped",
-            f"{figures['still_open_after_hold']} / {figures['dropped'] or 0}",
+            "slowest new client's tcp, upgrade, connect, sub, method",
+            ", ".join(ms(f["slowest_answer_steps"].get(step, 0)) for step in STEPS) + " ms",
         ),
-        ("hold: seconds, pings answered", f"{figures['hold_seconds']} s, {figures['pings_answered']}"),
+        ("still open after hold / dropped", f"{f['still_open_after_hold']} / {sum(f['dropped'].values())}"),
+        ("hold: seconds, pings answered", f"{f['hold_seconds']} s, {f['pings_answered']}"),
         (
-            "server CPU: ramp / hold / total",
-            f"{figures['ramp_cpu_seconds']} / {figures['hold_cpu_seconds']}"
-            f" / {figures['server_cpu_seconds']} s",
+            "server CPU: ramp / hold / whole run",
+            f"{f['ramp_cpu_seconds']} / {f['hold_cpu_seconds']} / {f['server_cpu_seconds']} s",
         ),
-        ("shutdown: exit code, seconds", f"{figures['exit_code']}, {figures['shutdown_seconds']} s"),
+        ("shutdown: exit code, seconds", f"{f['exit_code']}, {f['shutdown_seconds']} s"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
-    for reason, count in sorted(figures["failures"].items(), key=lambda item: -item[1]):
-        lines.append(f"  failed: {count} x {reason}")
+    for kind, counts in (("failed", f["failures"]), ("dropped", f["dropped"])):
+        lines.extend(
+            f"  {kind}: {count} x {reason}" for reason, count in sorted(counts.items(), key=lambda i: -i[1])
+        )
+    if "server_log" in f:
+        lines.append(f"  server log kept in {f['server_log']}")
+    for site in f.get("allocations_per_connection", []):
+        lines.append(f"  traced {site['bytes']:>8.1f} B/connection  {' <- '.join(site['where'][:4])}")
     lines.append("")
-    lines.extend(f"[{'ok' if passed else 'MISSED'}] {name}" for name, passed in verdicts(figures).items())
+    lines.extend(f"[{'ok' if passed else 'MISSED'}] {name}" for name, passed in verdicts(f).items())
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--connections", type=int, default=TARGET_CONNECTIONS, help="connections to hold (19000)"
+    parser = argparse.ArgumentParser(
+        description="Capacity benchmark: N idle DDP sessions on one dddp process."
     )
-    parser.add_argument(
-        "--hold", type=float, default=20.0, help="seconds to hold them all open (20: past one ping)"
-    )
-    parser.add_argument(
-        "--stage",
-        choices=STAGES,
-        default="sub",
-        help="how far each connection goes: tcp, websocket (upgraded), connect (DDP), sub (default)",
-    )
-    parser.add_argument("--workers", type=int, default=3, help="client processes (3)")
-    parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight per worker (100)")
-    parser.add_argument("--handshake-timeout", type=float, default=15.0, help="seconds per connection (15)")
-    parser.add_argument("--ramp-limit", type=float, default=0.0, help="seconds to open them all (60 + N/100)")
-    parser.add_argument(
-        "--probes", type=int, default=5, help="new-client round trips timed with all open (5)"
-    )
-    parser.add_argument(
+    add = parser.add_argument
+    add("--connections", type=int, default=TARGET_CONNECTIONS, help="connections to hold (19000)")
+    add("--hold", type=float, default=30.0, help="seconds to hold them all open (30: two heartbeats)")
+    add("--stage", choices=STAGES, default="sub", help="how far each connection goes (default sub)")
+    add("--workers", type=int, default=3, help="client processes (3)")
+    add("--concurrency", type=int, default=100, help="handshakes in flight per client process (100)")
+    add("--handshake-timeout", type=float, default=15.0, help="seconds allowed per connection (15)")
+    add("--ramp-limit", type=float, default=0.0, help="seconds allowed to open them all (60 + N/100)")
+    add("--probe-every", type=float, default=1.0, help="seconds between new clients while holding (1)")
+    add(
         "--server-log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="the server's --log-level (INFO, its default: a line per connection)",
+        help="the server's --log-level (INFO, its default)",
     )
-    parser.add_argument(
-        "--traced",
-        action="store_true",
-        help="run the server under tracemalloc and list the lines holding the memory (slow; inflates RSS)",
+    add(
+        "--server-script", metavar="PATH", help="run PATH instead of `python -m dddp`, e.g. a patched variant"
     )
-    parser.add_argument("--no-migrate", action="store_true", help="skip `manage.py migrate`")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add("--traced", action="store_true", help="trace the server's allocations (slow; inflates its memory)")
+    add("--keep-log", action="store_true", help="keep the server's log file even after a clean run")
+    add("--no-migrate", action="store_true", help="skip `manage.py migrate`")
+    add("--json", action="store_true", help="print the figures as JSON")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    figures = run(args)
+    figures = CapacityRun(args).run()
     figures["verdicts"] = verdicts(figures)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        print(table(figures))
+    print(json.dumps(figures, indent=2) if args.json else table(figures))
     return 0
 
 

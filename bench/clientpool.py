@@ -1,25 +1,28 @@
-"""A client worker process: opens its share of the benchmark's connections and holds them.
+"""Client worker processes that open the benchmark's connections and hold them.
 
-The parent drives each worker over a multiprocessing pipe with three commands:
-`("open", options)` -> a summary of what opened and what failed; `("status",)`
--> how many are still open; `("close",)` -> closes everything and exits. Several
-workers share the client side so that no process needs more sockets than its
-open-files limit, and so the client's CPU does not cap the connect rate.
+Several workers share the client side so that no process needs more sockets
+than its open-files limit, and so one client's CPU does not cap the connect
+rate. The parent (`Workers`) drives each worker over a pipe with three commands:
+`("open", OpenOrder)` -> what opened and what failed; `("status",)` -> how many
+are still open; `("close",)` -> the status, after closing everything; then the
+worker exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from wsclient import DDPClient, WebSocket
 
-#: What each held connection has done before it idles, from least to most.
+#: How far each held connection goes before it idles, from least to most.
 STAGES = ("tcp", "websocket", "connect", "sub")
 
 
@@ -50,7 +53,7 @@ class Status:
 
 
 def raise_open_files_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; children inherit it. Returns it."""
+    """Raise the soft RLIMIT_NOFILE to the hard limit (children inherit it); return it."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
@@ -72,10 +75,9 @@ async def handshake(order: OpenOrder, number: int) -> tuple[WebSocket, DDPClient
         if order.stage == "tcp":
             return websocket, None
         await websocket.upgrade(order.host, order.port)
-        if order.stage == "websocket":
-            return websocket, DDPClient(websocket)
         client = DDPClient(websocket)
-        await client.connect()
+        if order.stage != "websocket":
+            await client.connect()
         if order.stage == "sub":
             await client.subscribe(f"s{number}", "AllBooks", [])
         return websocket, client
@@ -85,7 +87,7 @@ async def handshake(order: OpenOrder, number: int) -> tuple[WebSocket, DDPClient
 
 
 class Holder:
-    """The connections this worker holds, each with a task that reads (and answers pings)."""
+    """The connections one worker holds, each with a task that reads (and answers pings)."""
 
     def __init__(self) -> None:
         self.held: list[tuple[WebSocket, DDPClient | None, asyncio.Task[str]]] = []
@@ -155,8 +157,8 @@ class Holder:
             websocket.close()
         await asyncio.gather(*(task for _ws, _client, task in self.held), return_exceptions=True)
         # Let the transports flush their close frames before the process exits.
-        deadline = time.monotonic() + 5.0
         writers = [websocket.writer for websocket, _client, _task in self.held]
+        deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(not writer.transport.is_closing() for writer in writers):
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
@@ -166,12 +168,11 @@ async def serve(pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     holder = Holder()
     while True:
-        # The pipe is blocking; a thread waits on it so the event loop keeps
-        # answering the server's pings meanwhile.
+        # The pipe is blocking; a thread waits on it so that the event loop
+        # goes on answering the server's pings meanwhile.
         command: tuple[Any, ...] = await loop.run_in_executor(None, pipe.recv)
         if command[0] == "open":
-            summary = await holder.open(command[1])
-            pipe.send(asdict(summary))
+            pipe.send(asdict(await holder.open(command[1])))
         elif command[0] == "status":
             pipe.send(asdict(holder.status()))
         elif command[0] == "close":
@@ -182,9 +183,74 @@ async def serve(pipe: Connection) -> None:
 
 
 def worker_main(pipe: Connection) -> None:
-    """The worker process's entry point."""
+    """A worker process's entry point."""
     raise_open_files_limit()
     try:
         asyncio.run(serve(pipe))
     except (EOFError, KeyboardInterrupt):
         pass  # the parent is gone or interrupted: just exit
+
+
+class Workers:
+    """The parent's side: client processes, each holding an equal share of the connections."""
+
+    def __init__(self, count: int):
+        # spawn, not fork: a fresh interpreter, whatever the parent has imported or started.
+        context = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.processes: list[Any] = []
+        for _ in range(count):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=worker_main, args=(child_end,), daemon=True)
+            process.start()
+            self.pipes.append(parent_end)
+            self.processes.append(process)
+
+    def open(self, order: OpenOrder, timeout: float, on_wait: Callable[[], None]) -> list[dict[str, Any]]:
+        """Each worker opens its share of `order.count`."""
+        shares = [
+            order.count // len(self.pipes) + (i < order.count % len(self.pipes))
+            for i in range(len(self.pipes))
+        ]
+        commands = [("open", OpenOrder(**{**asdict(order), "count": share})) for share in shares]
+        return self._ask(commands, timeout, on_wait)
+
+    def close(self, timeout: float) -> list[dict[str, Any]]:
+        """Each worker's status just before it closes its connections and exits."""
+        return self._ask([("close",)] * len(self.pipes), timeout, None)
+
+    def _ask(
+        self, commands: list[tuple[Any, ...]], timeout: float, on_wait: Callable[[], None] | None
+    ) -> list[dict[str, Any]]:
+        for pipe, command in zip(self.pipes, commands, strict=True):
+            pipe.send(command)
+        answers: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while len(answers) < len(self.pipes):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"client workers did not answer {commands[0][0]!r} within {timeout:.0f}s")
+            pending = [pipe for index, pipe in enumerate(self.pipes) if index not in answers]
+            for ready in wait(pending, timeout=0.5):
+                assert isinstance(ready, Connection)
+                try:
+                    answers[self.pipes.index(ready)] = ready.recv()
+                except EOFError:
+                    raise SystemExit("a client worker died; see its traceback above") from None
+            if on_wait is not None:
+                on_wait()
+        return [answers[index] for index in range(len(self.pipes))]
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            pipe.close()  # a worker still waiting for a command gets EOFError and exits
+        for process in self.processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+
+
+def merge_counts(counts: list[dict[str, int]]) -> dict[str, int]:
+    merged: Counter[str] = Counter()
+    for count in counts:
+        merged.update(count)
+    return dict(merged)
