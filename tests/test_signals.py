@@ -150,3 +150,19 @@ def test_database_defaults_are_sent_as_the_database_filled_them() -> None:
         assert change.id == str(stamp.pk)
     finally:
         conn.close()
+
+
+def test_notifying_never_weakens_the_durability_of_the_writers_own_commits(listener: Any) -> None:
+    """The autocommit NOTIFY turns synchronous_commit off for its own transaction only."""
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    Note.objects.create(text="autocommit")
+    assert synchronous_commit() == "on"
+    with transaction.atomic():
+        Note.objects.create(text="in a transaction")
+        assert synchronous_commit() == "on"
+    assert [c.fields["text"] for c in received(listener)] == ["autocommit", "in a transaction"]
