@@ -25,6 +25,7 @@ This module imports neither Django nor gevent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -59,6 +60,7 @@ class Change:
     serial: int = 0
 
 
+@functools.lru_cache(maxsize=1024)
 def channel_for(collection: str) -> str:
     """The NOTIFY channel of a collection: `dddp_<app_label>_<model>`, at most 63 bytes."""
     name = "dddp_" + "".join(ch if ch.isalnum() else "_" for ch in collection.lower())

@@ -118,8 +118,25 @@ def canonical(fields: dict[str, Any]) -> dict[str, Any]:
     """
     from dddp.protocol import ejson
 
+    if all(_is_plain(value) for value in fields.values()):
+        return fields  # already as a payload delivers it: the usual case, and no copy
     decoded: dict[str, Any] = ejson.from_json_value(ejson.to_json_value(fields))
     return decoded
+
+
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether EJSON gives `value` back as it is (ints beyond 2**53 come back as strings)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None or kind is float:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if kind is list:
+        return all(type(item) is str for item in value)  # many-to-many ids
+    return False
 
 
 def many_to_many_ids(

@@ -208,15 +208,27 @@ class Mergebox:
         cleared: Iterable[str] = (),
         *,
         after: Fields | None = None,
+        before: Fields | None = None,
     ) -> Outgoing | None:
         """`sub` sets `fields` and removes `cleared` of a document it holds (D-72, D-73).
 
         `after`, when the caller has it, is `sub`'s whole fields for the document once
         this change is applied (e.g. the observer's new dict). A document held by `sub`
         alone then keeps a reference to it instead of a per-session copy.
+
+        `before` is the caller's previous dict: when this session holds exactly that
+        object (the common case of a document no other subscription shares), the
+        caller's change is already the exact difference, and is passed through
+        without comparing a field.
         """
         if isinstance(cleared, str):
             raise TypeError("cleared must be an iterable of field names, not a str")
+        if before is not None and after is not None:
+            view = self._collections.get(collection)
+            docs = view.single.get(sub) if view is not None else None
+            if docs is not None and docs.get(doc_id) is before:
+                docs[doc_id] = after
+                return Outgoing("changed", collection, doc_id, fields, tuple(cleared), passthrough=True)
         names = tuple(cleared)
         if names and any(name in fields for name in names):
             raise ValueError(f"a field of {collection}/{doc_id} is both set and cleared")

@@ -149,7 +149,6 @@ class Hub:
                             self._guarded(observer, observer.load)
             except Exception:
                 logger.exception("the hub failed to process %s", command[0])
-            finally:
                 close_broken_connections()
 
     def _process(self, batch: list[Notification]) -> None:

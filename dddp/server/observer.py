@@ -194,19 +194,23 @@ class Observer:
             docs = self.documents.setdefault(name, {})
             old = docs.get(doc_id)
             new = latest.get((name, doc_id), old) if member else None
+            # Messages are encoded only when someone will get them (not on a first load).
             if old is None and new is not None:
                 docs[doc_id] = new
-                self._send("added", name, doc_id, new, (), messages.added(name, doc_id, new))
+                if self.subscribers:
+                    self._send("added", name, doc_id, new, (), messages.added(name, doc_id, new))
             elif old is not None and new is None:
                 del docs[doc_id]
-                self._send("removed", name, doc_id, {}, (), messages.removed(name, doc_id))
+                if self.subscribers:
+                    self._send("removed", name, doc_id, {}, (), messages.removed(name, doc_id))
             elif old is not None and new is not None and new is not old:
                 changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
                 cleared = tuple(k for k in old if k not in new)
-                docs[doc_id] = new
-                if changed or cleared:
-                    text = messages.changed(name, doc_id, changed, cleared)
-                    self._send("changed", name, doc_id, changed, cleared, text, after=new)
+                if changed or cleared:  # else keep `old`: sessions hold that very dict
+                    docs[doc_id] = new
+                    if self.subscribers:
+                        text = messages.changed(name, doc_id, changed, cleared)
+                        self._send("changed", name, doc_id, changed, cleared, text, after=new, before=old)
 
     def _send(
         self,
@@ -217,9 +221,10 @@ class Observer:
         cleared: tuple[str, ...],
         text: str,
         after: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
     ) -> None:
         for session, sub_id in list(self.subscribers):
-            session.deliver(sub_id, kind, name, doc_id, fields, cleared, text, after)
+            session.deliver(sub_id, kind, name, doc_id, fields, cleared, text, after, before)
 
     def attach(self, session: Session, sub_id: str) -> None:
         """Add a subscriber and send it every current document."""

@@ -286,6 +286,7 @@ class Session:
         cleared: tuple[str, ...],
         text: str | None,
         after: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
     ) -> None:
         """A subscription's document message, through this client's mergebox (D-70).
 
@@ -297,7 +298,9 @@ class Session:
         if kind == "added":
             out = self.mergebox.added(sub_id, collection, doc_id, fields)
         elif kind == "changed":
-            out = self.mergebox.changed(sub_id, collection, doc_id, fields, cleared, after=after)
+            out = self.mergebox.changed(
+                sub_id, collection, doc_id, fields, cleared, after=after, before=before
+            )
         else:
             out = self.mergebox.removed(sub_id, collection, doc_id)
         if out is not None:
@@ -389,10 +392,20 @@ class Session:
                     self._outbox_bytes -= len(item)
                     self.transport.send(_frame_of(item) if isinstance(item, str) else item)
                     continue
+                # A subscription's initial documents: many small frames per write.
+                batch: list[bytes] = []
+                size = 0
                 for text in item:
                     if self._finished:
                         return
-                    self.transport.send(text_frame(text))
+                    data = text_frame(text)
+                    batch.append(data)
+                    size += len(data)
+                    if size >= 65536:
+                        self.transport.send(b"".join(batch))
+                        batch, size = [], 0
+                if batch:
+                    self.transport.send(b"".join(batch))
         except TransportClosed as exc:
             self.transport_lost(str(exc))
         finally:

@@ -544,3 +544,22 @@ def test_random_operations_match_meteors_mergebox(seed: int) -> None:
         for coll in COLLECTIONS:
             for id in IDS:
                 assert box.holds(coll, id) == ((coll, id) in merged)
+
+
+def test_change_against_the_dict_the_session_holds_passes_through_without_comparing() -> None:
+    """`before` is the caller's old dict: if the session holds that very object, trust the diff."""
+    box = Mergebox()
+    old = {"a": 1, "b": 2}
+    box.added("s1", "c", "x", old)
+    new = {"a": 1, "b": 3}
+    out = box.changed("s1", "c", "x", {"b": 3}, after=new, before=old)
+    assert out is not None and out.passthrough and out.fields == {"b": 3}
+    assert box.document("c", "x") == new
+
+
+def test_change_with_a_stale_before_is_compared_field_by_field() -> None:
+    box = Mergebox()
+    box.added("s1", "c", "x", {"a": 1})
+    unrelated = {"a": 1}
+    out = box.changed("s1", "c", "x", {"a": 1.0}, after={"a": 1.0}, before=unrelated)
+    assert out is None  # EJSON-equal: suppressed by the comparison (D-72)
