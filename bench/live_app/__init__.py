@@ -1,0 +1,1 @@
+"""The live-data benchmark's Django app: the tables that `bench/live.py` writes and publishes."""

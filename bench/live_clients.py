@@ -1,0 +1,531 @@
+"""The live-data benchmark's clients: processes that each hold a share of the WebSockets.
+
+Each process runs one plain epoll loop over non-blocking sockets, not asyncio:
+on this two-core machine every message costs the kernel some 20 us on each
+side of a loopback socket already, and asyncio's machinery per readable socket
+(a handle, a transport, a protocol callback) would add as much again in the
+process that must not be the bottleneck. The receipt time is read right after
+`recv`, before anything is parsed.
+
+Every message that carries `"sent_at":<float>` (a dddp `changed`, or the
+floor's row as JSON) is a sample: receipt time minus `sent_at`, kept when
+`sent_at` falls in the window the parent set (so warm-up writes, and the
+initial `added` messages, are left out). Until a client is live (upgraded,
+and for DDP subscribed) it parses frames; once live it only scans the bytes
+for `"sent_at":<number>` with one regular expression. The scan is safe here:
+every message is small JSON holding `sent_at` at most once, the servers do
+not fragment messages, and heartbeats are off.
+
+The parent (`live.py`, through `Clients`) drives each process over a pipe:
+`("open", ...)`, `("window", t0, t1)`, `("progress",)`, `("collect",)`,
+`("ready_time", ...)`, `("close",)`; each gets one reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import multiprocessing
+import os
+import re
+import resource
+import select
+import socket
+import struct
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+SENT_AT = re.compile(rb'"sent_at":(-?[0-9][0-9.eE+-]*)[,}]')
+#: Long enough to hold `"sent_at":<number>` cut by the end of a read.
+SCAN_TAIL = 48
+OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x1, 0x8, 0x9, 0xA
+READ_SIZE = 65536
+
+
+class Window:
+    """Which `sent_at` values count, and the samples taken so far (one per process)."""
+
+    def __init__(self) -> None:
+        self.start = self.end = float("inf")
+        self.latencies = array("d")
+        self.last_receipt = 0.0
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """One final client frame, masked with a zero key (RFC 6455 asks for a mask, not a secret one)."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return header + b"\0\0\0\0" + payload  # XOR with zeros leaves the payload as it is
+
+
+class Client:
+    """One WebSocket: `floor` (plain) or `ddp` (connect, then sub to `publication`).
+
+    States: connecting -> upgrade -> (connect -> sub ->) live, or ended.
+    `on_done(client)` is called once, when it is live or has ended before that.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        address: tuple[str, int],
+        window: Window,
+        publication: str,
+        params: list[Any],
+        on_done: Callable[[Client], None],
+    ) -> None:
+        self.kind = kind
+        self.address = address
+        self.window = window
+        self.publication = publication
+        self.params = params
+        self.on_done: Callable[[Client], None] | None = on_done
+        self.state = "connecting"
+        self.buffer = bytearray()  # until live: bytes not yet parsed into frames
+        self.tail = b""  # once live: the bytes after the last sample, that may begin the next
+        self.received = 0  # samples in the window
+        self.newest = 0.0  # the latest `sent_at` received in the window
+        self.added = 0  # `added` messages before `ready`
+        self.sub_sent = self.ready_at = 0.0
+        self.ended: str | None = None
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fd = self.sock.fileno()
+
+    def start(self) -> None:
+        code = self.sock.connect_ex(self.address)
+        if code not in (0, errno.EINPROGRESS):
+            self._end(f"connect: {os.strerror(code)}")
+
+    # --- events from the loop ---------------------------------------------------------
+
+    def writable(self) -> None:
+        """The non-blocking connect finished: send the HTTP upgrade."""
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._end(f"connect: {os.strerror(code)}")
+            return
+        self.state = "upgrade"
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        path = "/websocket" if self.kind == "ddp" else "/"
+        host, port = self.address
+        self._write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode("ascii")
+        )
+
+    def readable(self) -> None:
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._end(f"connection lost: {type(exc).__name__}")
+            return
+        now = time.time()
+        if not data:
+            self._end("closed by the server")
+        elif self.state == "live":
+            self._scan(data, now)
+        else:
+            self._parse(data, now)
+
+    # --- inside -----------------------------------------------------------------------
+
+    def _scan(self, data: bytes, now: float) -> None:
+        """Take a sample from each `"sent_at":<number>` read (see the module docstring)."""
+        text = self.tail + data if self.tail else data
+        window = self.window
+        start, end, latencies = window.start, window.end, window.latencies
+        scanned = 0
+        for found in SENT_AT.finditer(text):
+            sent_at = float(found.group(1))
+            if start <= sent_at < end:
+                latencies.append(now - sent_at)
+                self.received += 1
+                window.last_receipt = now
+                if sent_at > self.newest:
+                    self.newest = sent_at
+            scanned = found.end()
+        self.tail = text[max(scanned, len(text) - SCAN_TAIL) :]
+
+    def _parse(self, data: bytes, now: float) -> None:
+        buffer = self.buffer
+        buffer += data
+        if self.state == "upgrade" and not self._upgraded():
+            return
+        pos = 0
+        size = len(buffer)
+        while size - pos >= 2:
+            length = buffer[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                length, head = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
+            if size - pos < head + length:
+                break
+            opcode = buffer[pos] & 0x0F
+            payload = bytes(buffer[pos + head : pos + head + length])
+            pos += head + length
+            if opcode == OPCODE_TEXT:
+                self._text(payload, now)
+            elif opcode == OPCODE_PING:
+                self._write(client_frame(OPCODE_PONG, payload))
+            elif opcode == OPCODE_CLOSE:
+                self._end("closed by the server")
+            if self.state in ("live", "ended"):
+                self.tail = bytes(buffer[pos:])  # once live the rest is scanned, not parsed
+                buffer.clear()
+                return
+        del buffer[:pos]
+
+    def _upgraded(self) -> bool:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        status = bytes(self.buffer[: self.buffer.find(b"\r\n")])
+        del self.buffer[: end + 4]
+        if b" 101 " not in status + b" ":
+            self._end(f"upgrade refused: {status.decode('latin-1')}")
+            return False
+        if self.kind == "ddp":
+            self.state = "connect"
+            self._send({"msg": "connect", "version": "1", "support": ["1"]})
+        else:
+            self._go_live()
+        return True
+
+    def _text(self, payload: bytes, now: float) -> None:
+        if payload.startswith(b'{"msg":"added"'):
+            self.added += 1  # not parsed: 10,000 json.loads would count against `ready`
+            return
+        message = json.loads(payload)
+        kind = message.get("msg")
+        if kind == "connected":
+            self.state = "sub"
+            self.sub_sent = time.time()
+            self._send({"msg": "sub", "id": "s", "name": self.publication, "params": self.params})
+        elif kind == "ready":
+            self.ready_at = now
+            self._go_live()
+        elif kind in ("nosub", "error", "failed"):
+            self._end(f"the server answered {payload[:200]!r}")
+
+    def _go_live(self) -> None:
+        self.state = "live"
+        self._done()
+
+    def _done(self) -> None:
+        if self.on_done is not None:
+            on_done, self.on_done = self.on_done, None
+            on_done(self)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._write(client_frame(OPCODE_TEXT, json.dumps(message, separators=(",", ":")).encode("utf-8")))
+
+    def _write(self, data: bytes) -> None:
+        """Client writes are a few small frames: a fresh socket's buffer always takes them whole."""
+        try:
+            if self.sock.send(data) != len(data):
+                self._end("the socket did not take a small write whole")
+        except OSError as exc:
+            self._end(f"send: {type(exc).__name__}")
+
+    def _end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+        self.state = "ended"
+        self._done()
+
+    def close(self) -> None:
+        """A close frame if the socket is up, then close it."""
+        if self.state not in ("connecting", "ended"):
+            try:
+                self.sock.send(client_frame(OPCODE_CLOSE, struct.pack("!H", 1000)))
+            except OSError:
+                pass
+        self.ended = self.ended or "closed by the benchmark"
+        self.state = "ended"
+        self.sock.close()
+
+
+class Worker:
+    """One client process: its clients, its epoll loop, its pipe to the parent."""
+
+    def __init__(self, pipe: Connection) -> None:
+        self.pipe = pipe
+        self.poll = select.epoll()
+        self.poll.register(pipe.fileno(), select.EPOLLIN)
+        self.window = Window()
+        self.sockets: dict[int, Client] = {}
+        self.clients: list[Client] = []  # live ones, and those that ended after being live
+        self.running = True
+        self.opening: dict[Client, float] = {}  # -> deadline
+        self.to_open = 0
+        self.open_order: dict[str, Any] = {}
+        self.open_result: dict[str, Any] = {}
+
+    def run(self) -> None:
+        while self.running:
+            for fd, events in self.poll.poll(0.05):
+                if fd == self.pipe.fileno():
+                    self.command(self.pipe.recv())
+                    continue
+                client = self.sockets.get(fd)
+                if client is None:
+                    continue
+                if client.state == "connecting" and events & select.EPOLLOUT:
+                    self.poll.modify(fd, select.EPOLLIN)
+                    client.writable()
+                elif events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                    client.readable()
+                if client.state == "ended":
+                    self.forget(client)
+            if self.opening:
+                self.expire_opens()
+
+    def add(self, client: Client, deadline: float) -> None:
+        """Watch a new client until `deadline` (monotonic) for its handshake, and connect it."""
+        self.opening[client] = deadline
+        self.sockets[client.fd] = client
+        self.poll.register(client.fd, select.EPOLLOUT)  # writable: the connect is done
+        client.start()
+        if client.state == "ended":
+            self.forget(client)
+
+    def forget(self, client: Client) -> None:
+        if self.sockets.get(client.fd) is client:
+            del self.sockets[client.fd]
+            self.poll.unregister(client.fd)
+        client.close()
+
+    # --- opening ----------------------------------------------------------------------
+
+    def start_open(
+        self, kind: str, host: str, port: int, count: int, concurrency: int, timeout: float
+    ) -> None:
+        """Open `count` clients, `concurrency` at a time (a burst overflows the listen backlog)."""
+        self.open_order = {"kind": kind, "address": (host, port), "timeout": timeout}
+        self.open_result = {"opened": 0, "failures": Counter[str](), "started": time.monotonic()}
+        self.to_open = count
+        for _ in range(min(concurrency, count)):
+            self.open_next()
+        self.finish_open_if_done()
+
+    def open_next(self) -> None:
+        self.to_open -= 1
+        order = self.open_order
+        client = Client(order["kind"], order["address"], self.window, "AllTicks", [], self.opened)
+        self.add(client, time.monotonic() + order["timeout"])
+
+    def opened(self, client: Client) -> None:
+        self.opening.pop(client, None)
+        if client.state == "live":
+            self.open_result["opened"] += 1
+            self.clients.append(client)
+        else:
+            self.open_result["failures"][client.ended or "?"] += 1
+        if self.to_open > 0:
+            self.open_next()
+        self.finish_open_if_done()
+
+    def expire_opens(self) -> None:
+        now = time.monotonic()
+        for client, deadline in list(self.opening.items()):
+            if now > deadline:
+                client._end("handshake timed out")
+                self.forget(client)
+
+    def finish_open_if_done(self) -> None:
+        if self.to_open > 0 or self.opening or not self.open_result:
+            return
+        result, self.open_result = self.open_result, {}
+        self.pipe.send(
+            {
+                "opened": result["opened"],
+                "failures": dict(result["failures"]),
+                "seconds": time.monotonic() - result["started"],
+            }
+        )
+
+    # --- the parent's commands ----------------------------------------------------------
+
+    def command(self, command: tuple[Any, ...]) -> None:
+        name, args = command[0], command[1:]
+        if name == "open":
+            self.start_open(*args)
+        elif name == "window":
+            self.set_window(*args)
+            self.pipe.send(None)
+        elif name == "progress":
+            self.pipe.send(self.progress())
+        elif name == "collect":
+            self.pipe.send(
+                {
+                    **self.progress(),
+                    "latencies": self.window.latencies.tobytes(),
+                    "last_receipt": self.window.last_receipt,
+                }
+            )
+        elif name == "ready_time":
+            self.ready_time(*args)
+        elif name == "close":
+            for client in list(self.sockets.values()):
+                client.close()
+            self.pipe.send(None)
+            self.running = False
+
+    def set_window(self, start: float, end: float) -> None:
+        self.window.start, self.window.end = start, end
+        self.window.latencies = array("d")
+        self.window.last_receipt = 0.0
+        for client in self.clients:
+            client.received = 0
+            client.newest = 0.0
+
+    def progress(self) -> dict[str, Any]:
+        live = [c for c in self.clients if c.state == "live"]
+        return {
+            "open": len(live),
+            "received": sum(c.received for c in self.clients),
+            # dddp may merge several changes of a row into one message, but the
+            # row's last state always comes: a client is up to date once it has
+            # the newest write.
+            "oldest_newest": min((c.newest for c in live), default=float("inf")),
+            "dropped": dict(Counter(c.ended for c in self.clients if c.ended is not None)),
+        }
+
+    def ready_time(self, host: str, port: int, run: int, timeout: float) -> None:
+        """A fresh client subscribes to AllBulks: seconds from `sub` sent to `ready` received."""
+        deadline = time.monotonic() + timeout
+
+        def done(client: Client) -> None:
+            reply: dict[str, Any] = {"error": client.ended}
+            if client.state == "live":
+                reply = {"seconds": client.ready_at - client.sub_sent, "added": client.added}
+            self.opening.pop(client, None)
+            self.forget(client)
+            self.pipe.send(reply)
+
+        self.add(Client("ddp", (host, port), Window(), "AllBulks", [run], done), deadline)
+
+
+def worker_main(pipe: Connection) -> None:
+    """A client process's entry point (multiprocessing, spawn)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        Worker(pipe).run()
+    except (EOFError, KeyboardInterrupt):
+        pass  # the parent is gone or interrupted
+
+
+class Clients:
+    """The parent's side: worker processes, each with an equal share of the clients."""
+
+    def __init__(self, processes: int):
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter, whatever the parent holds
+        self.pipes: list[Connection] = []
+        self.processes: list[Any] = []
+        for _ in range(processes):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=worker_main, args=(child_end,), daemon=True)
+            process.start()
+            child_end.close()
+            self.pipes.append(parent_end)
+            self.processes.append(process)
+        self.count = 0
+
+    def _all(self, *command: Any, timeout: float = 120.0) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send(command)
+        replies = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise TimeoutError(f"a client process did not answer {command[0]!r} within {timeout:.0f}s")
+            replies.append(pipe.recv())
+        return replies
+
+    def grow(self, kind: str, host: str, port: int, total: int, concurrency: int = 50) -> dict[str, Any]:
+        """Open clients until `total` are held, spread evenly over the processes."""
+        more = total - self.count
+        shares = [more // len(self.pipes) + (i < more % len(self.pipes)) for i in range(len(self.pipes))]
+        for pipe, share in zip(self.pipes, shares, strict=True):
+            pipe.send(("open", kind, host, port, share, max(1, concurrency // len(self.pipes)), 30.0))
+        opened, failures, seconds = 0, Counter[str](), 0.0
+        for pipe in self.pipes:
+            if not pipe.poll(600):
+                raise TimeoutError("client processes took over 600s to open their connections")
+            reply = pipe.recv()
+            opened += reply["opened"]
+            failures.update(reply["failures"])
+            seconds = max(seconds, reply["seconds"])
+        self.count += opened
+        return {"opened": opened, "failures": dict(failures), "seconds": seconds}
+
+    def window(self, start: float, end: float) -> None:
+        self._all("window", start, end)
+
+    def progress(self) -> dict[str, Any]:
+        replies = self._all("progress")
+        return {
+            "open": sum(r["open"] for r in replies),
+            "received": sum(r["received"] for r in replies),
+            "oldest_newest": min(r["oldest_newest"] for r in replies),
+        }
+
+    def collect(self) -> tuple[array[float], dict[str, Any]]:
+        replies = self._all("collect")
+        latencies = array("d")
+        for reply in replies:
+            latencies.frombytes(reply.pop("latencies"))
+        summary = {
+            "open": sum(r["open"] for r in replies),
+            "received": sum(r["received"] for r in replies),
+            "last_receipt": max(r["last_receipt"] for r in replies),
+            "dropped": dict(sum((Counter(r["dropped"]) for r in replies), Counter())),
+        }
+        return latencies, summary
+
+    def ready_time(self, host: str, port: int, run: int, timeout: float = 120.0) -> dict[str, Any]:
+        pipe = self.pipes[0]
+        pipe.send(("ready_time", host, port, run, timeout))
+        if not pipe.poll(timeout + 10):
+            raise TimeoutError(f"no ready within {timeout:.0f}s")
+        reply: dict[str, Any] = pipe.recv()
+        if "error" in reply:
+            raise ConnectionError(f"the AllBulks subscription failed: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(("close",))
+            except OSError:
+                continue
+        for pipe, process in zip(self.pipes, self.processes, strict=True):
+            try:
+                if pipe.poll(10):
+                    pipe.recv()
+            except (OSError, EOFError):
+                pass
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.count = 0
