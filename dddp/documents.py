@@ -62,6 +62,8 @@ def field_value(field: models.Field[Any, Any], raw: Any) -> Any:
         return raw.tobytes()
     if isinstance(field, models.FileField):
         return str(raw) or None
+    if type(raw) is _NATURAL_TYPES.get(type(field)):
+        return raw  # the common case, on every save: nothing to convert
     try:
         value = field.to_python(raw)
     except ValidationError:
@@ -71,6 +73,25 @@ def field_value(field: models.Field[Any, Any], raw: Any) -> Any:
     elif isinstance(value, datetime.datetime) and settings.USE_TZ and timezone.is_naive(value):
         value = timezone.make_aware(value, timezone.get_default_timezone())
     return value
+
+
+# Field classes whose values, when of this exact type, are already what
+# `to_python` would return (and what reading the row back gives).
+_NATURAL_TYPES: dict[type[models.Field[Any, Any]], type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.EmailField: str,
+    models.SlugField: str,
+    models.URLField: str,
+    models.IntegerField: int,
+    models.BigIntegerField: int,
+    models.SmallIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveBigIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.BooleanField: bool,
+    models.FloatField: float,
+}
 
 
 def _target_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:

@@ -145,7 +145,10 @@ def send(using: str, change: changes.Change) -> None:
         # the WAL. `synchronous_commit` off, for this one transaction only, skips
         # that wait; delivery to listeners is unchanged.
         sql = f"SELECT set_config('synchronous_commit', 'off', true), {notifies}"
-    with connection.cursor() as cursor:
+    # The driver's own cursor: Django's wrapper costs more than this NOTIFY's round trip
+    # saves, and the statement is dddp's, not the application's, to debug-log.
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         cursor.execute(sql, params)
     _local.changes_sent = changes_sent() + 1
 
