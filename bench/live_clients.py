@@ -311,7 +311,10 @@ class Worker:
     def forget(self, client: Client) -> None:
         if self.sockets.get(client.fd) is client:
             del self.sockets[client.fd]
-            self.poll.unregister(client.fd)
+            try:
+                self.poll.unregister(client.fd)
+            except OSError:  # the socket was already closed: epoll dropped it itself
+                pass
         client.close()
 
     # --- opening ----------------------------------------------------------------------
