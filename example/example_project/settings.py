@@ -52,7 +52,9 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_settings(EXAMPLE_DIR / "pgdata")}
+# ATOMIC_REQUESTS: each view's writes and their NOTIFYs commit together, so
+# subscribers see concurrent saves of one row in the order they were made.
+DATABASES = {"default": {**database_settings(EXAMPLE_DIR / "pgdata"), "ATOMIC_REQUESTS": True}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
