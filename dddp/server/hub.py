@@ -31,6 +31,7 @@ from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer
+from dddp.server.session import corked
 from dddp.server.workers import close_broken_connections
 
 if TYPE_CHECKING:
@@ -142,7 +143,8 @@ class Hub:
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         outcome.set_exception(exc)
                 elif command[0] == "batch":
-                    self._process(command[1])
+                    with corked():
+                        self._process(command[1])
                 elif command[0] == "reload":
                     for observer in list(self.observers.values()):
                         if observer.loaded:
