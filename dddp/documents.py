@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -116,7 +118,30 @@ def document_fields(instance: models.Model) -> dict[str, Any]:
 
 def fields_from_values(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
     """The fields of a document from a `.values(*attnames)` row of its model."""
-    return {field.name: field_value(field, values[field.attname]) for field in concrete_fields(model)}
+    return {name: convert(values[attname]) for name, attname, convert in _converters(model)}  # type: ignore[arg-type]
+
+
+@functools.cache
+def _converters(model: type[models.Model]) -> tuple[tuple[str, str, Callable[[Any], Any]], ...]:
+    """Per column: (field name, attname, value converter), made once per model.
+
+    Reading a publication converts every column of every row: for the usual
+    column types, a value read from the database already has the right type,
+    and the converter only checks it.
+    """
+    converters = []
+    for field in concrete_fields(model):
+        natural = _NATURAL_TYPES.get(type(field))
+        if natural is not None:
+            convert = functools.partial(_natural_value, natural, field)
+        else:
+            convert = functools.partial(field_value, field)
+        converters.append((field.name, field.attname, convert))
+    return tuple(converters)
+
+
+def _natural_value(natural: type, field: models.Field[Any, Any], raw: Any) -> Any:
+    return raw if raw is None or type(raw) is natural else field_value(field, raw)
 
 
 def value_attnames(model: type[models.Model]) -> list[str]:
