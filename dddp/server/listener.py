@@ -45,7 +45,6 @@ class Listener:
         self._connection: Any = None
         self._lost = False
         self._greenlet = gevent.spawn(self._run)
-        self.reconnects = 0
 
     # --- called from other greenlets ------------------------------------------------
 
@@ -62,10 +61,6 @@ class Listener:
             if self._counts[channel] == 0:
                 del self._counts[channel]
                 self._command("UNLISTEN", channel)
-
-    @property
-    def channels(self) -> set[str]:
-        return set(self._counts)
 
     def _command(self, verb: str, channel: str) -> None:
         done: AsyncResult[None] = AsyncResult()
@@ -104,7 +99,6 @@ class Listener:
         self._connection = connection
         if self._lost:
             self._lost = False
-            self.reconnects += 1
             logger.info("LISTEN connection restored; observers re-read the database")
             self._on_reconnect()
 
