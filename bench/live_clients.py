@@ -40,6 +40,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from wsclient import frame_header
+
 SENT_AT = re.compile(rb'"sent_at":(-?[0-9][0-9.eE+-]*)[,}]')
 #: Long enough to hold `"sent_at":<number>` cut by the end of a read.
 SCAN_TAIL = 48
@@ -58,14 +60,7 @@ class Window:
 
 def client_frame(opcode: int, payload: bytes) -> bytes:
     """One final client frame, masked with a zero key (RFC 6455 asks for a mask, not a secret one)."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    return header + b"\0\0\0\0" + payload  # XOR with zeros leaves the payload as it is
+    return frame_header(opcode, len(payload)) + b"\0\0\0\0" + payload  # XOR with zeros leaves it as it is
 
 
 class Client:

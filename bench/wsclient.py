@@ -33,16 +33,18 @@ def _masked(payload: bytes) -> bytes:
     return key + body
 
 
+def frame_header(opcode: int, size: int) -> bytes:
+    """The header of one final client frame of `size` bytes, mask bit set (the key follows)."""
+    if size < 126:
+        return struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    return struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+
+
 def encode_frame(opcode: int, payload: bytes) -> bytes:
     """One final, masked client frame."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
-    return header + _masked(payload)
+    return frame_header(opcode, len(payload)) + _masked(payload)
 
 
 class WebSocket:
