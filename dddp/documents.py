@@ -23,6 +23,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from dddp.protocol import ejson
+
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -162,8 +164,6 @@ def canonical(fields: dict[str, Any]) -> dict[str, Any]:
     payload holds as strings and milliseconds; comparing the two forms would
     find changes where there are none.
     """
-    from dddp.protocol import ejson
-
     if all(_is_plain(value) for value in fields.values()):
         return fields  # already as a payload delivers it: the usual case, and no copy
     decoded: dict[str, Any] = ejson.from_json_value(ejson.to_json_value(fields))

@@ -35,7 +35,7 @@ from dddp.documents import (
     value_attnames,
 )
 from dddp.matching import Matcher, compile_matcher, joined_aliases
-from dddp.protocol import messages
+from dddp.protocol import ejson, messages
 
 if TYPE_CHECKING:
     from dddp.api import Collection, Publication, Registry
@@ -204,7 +204,7 @@ class Observer:
                 if self.subscribers:
                     self._send("removed", name, doc_id, {}, (), messages.removed(name, doc_id))
             elif old is not None and new is not None and new is not old:
-                changed = {k: v for k, v in new.items() if k not in old or not _same(old[k], v)}
+                changed = {k: v for k, v in new.items() if k not in old or not ejson.equals(old[k], v)}
                 cleared = tuple(k for k in old if k not in new)
                 if changed or cleared:  # else keep `old`: sessions hold that very dict
                     docs[doc_id] = new
@@ -241,11 +241,6 @@ class Observer:
     def detach(self, session: Session, sub_id: str) -> None:
         self.subscribers.pop((session, sub_id), None)
 
-
-def _same(a: Any, b: Any) -> bool:
-    from dddp.protocol import ejson
-
-    return ejson.equals(a, b)
 
 
 def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
