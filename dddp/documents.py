@@ -45,9 +45,12 @@ def document_id(pk: Any) -> str:
     return pk
 
 
-def instance_document_id(instance: models.Model) -> str:
-    """The document id of a saved instance, whatever form its pk attribute was given in."""
-    return document_id(instance._meta.pk.to_python(instance.pk))
+def instance_document_id(instance: models.Model, model: type[models.Model] | None = None) -> str:
+    """The document id of a saved instance, whatever form its pk attribute was given in.
+
+    An instance of a subclass (multi-table inheritance) has its parent's pk value.
+    """
+    return document_id((model or type(instance))._meta.pk.to_python(instance.pk))
 
 
 def field_value(field: models.Field[Any, Any], raw: Any) -> Any:
@@ -110,11 +113,15 @@ def concrete_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
-def document_fields(instance: models.Model) -> dict[str, Any]:
-    """The fields of an instance's document, from the values the instance holds."""
+def document_fields(instance: models.Model, model: type[models.Model] | None = None) -> dict[str, Any]:
+    """The fields of an instance's document, from the values the instance holds.
+
+    `model` is the published model when the instance is of a subclass of it
+    (multi-table inheritance): the document has the parent's columns only.
+    """
     return {
         field.name: field_value(field, getattr(instance, field.attname))
-        for field in concrete_fields(type(instance))
+        for field in concrete_fields(model or type(instance))
     }
 
 

@@ -6,17 +6,26 @@ and drops it if the transaction or savepoint rolls back. The document is built
 from the instance the writer already holds, with no query, unless the
 instance may not hold what the database now has (see `_needs_reading_back`).
 
+Deletes and many-to-many changes already run inside a transaction in Django,
+but `post_save` comes after the row's own commit when the writer is in
+autocommit. So a published model's `save_base` is wrapped in `atomic()` (see
+`_saves_in_a_transaction`): the row and its NOTIFY commit together, and the
+row lock held until then orders two writers' notifications as their writes.
+
 Receivers are connected per model (with `sender=`), only for models of
-registered collections: a receiver connected for all models would also make
-Django give up its fast path for deleting other models' rows.
+registered collections and their proxies and subclasses: a receiver connected
+for all models would also make Django give up its fast path for deleting
+other models' rows.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models
+from django.apps import apps
+from django.db import connections, models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from dddp import changes
@@ -56,19 +65,27 @@ def connect(collection: type[Collection]) -> None:
     has_many_to_many = bool(model._meta.many_to_many)
 
     def on_save(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
-        fields = _fields_after_save(instance, using, kwargs.get("update_fields"))
+        fields = _fields_after_save(instance, model, using, kwargs.get("update_fields"))
         if fields is None:  # the row is already gone again (deleted in the same transaction)
             return
         send(
             using,
-            changes.Change("save", name, instance_document_id(instance), fields, partial=has_many_to_many),
+            changes.Change(
+                "save", name, instance_document_id(instance, model), fields, partial=has_many_to_many
+            ),
         )
 
     def on_delete(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
-        send(using, changes.Change("delete", name, instance_document_id(instance)))
+        send(using, changes.Change("delete", name, instance_document_id(instance, model)))
 
-    post_save.connect(on_save, sender=model, weak=False, dispatch_uid=uid)
+    # Django sends a save's signals for the class saved: a proxy of the model, or
+    # a subclass (whose save writes the parent's row too), has its own sender.
+    # Deleting a subclass's row deletes the parent's with the parent's signals.
+    for sender in _models_saving_rows_of(model):
+        post_save.connect(on_save, sender=sender, weak=False, dispatch_uid=uid)
     post_delete.connect(on_delete, sender=model, weak=False, dispatch_uid=uid)
+    for proxy in _proxies_of(model):
+        post_delete.connect(on_delete, sender=proxy, weak=False, dispatch_uid=uid)
     for field in model._meta.many_to_many:
         m2m_changed.connect(
             _many_to_many_receiver(name, model, field),
@@ -76,6 +93,60 @@ def connect(collection: type[Collection]) -> None:
             weak=False,
             dispatch_uid=f"{uid}:{field.name}",
         )
+    _saves_in_a_transaction(model)
+
+
+def _models_saving_rows_of(model: type[models.Model]) -> list[type[models.Model]]:
+    """The model, its proxies, and every installed subclass (multi-table or proxy)."""
+    return [model] + [
+        other
+        for other in apps.get_models()
+        if other is not model
+        and (other._meta.concrete_model is model or model in other._meta.get_parent_list())
+    ]
+
+
+def _proxies_of(model: type[models.Model]) -> list[type[models.Model]]:
+    return [other for other in apps.get_models() if other._meta.proxy and other._meta.concrete_model is model]
+
+
+def _saves_in_a_transaction(model: type[models.Model]) -> None:
+    """Make the model's (and its subclasses') saves atomic when the writer is in autocommit.
+
+    Otherwise `post_save`, and so the NOTIFY, would run after the row's own
+    commit: a second transaction, and two writers saving the same row could
+    have their NOTIFYs commit in the opposite order to their writes, leaving
+    clients on the older value. Inside the transaction the row stays locked
+    until the NOTIFY commits with it. In a transaction already, this adds
+    nothing (`savepoint=False`).
+    """
+    save_base = model.save_base
+    if getattr(save_base, "dddp_original", None) is not None:
+        return  # wrapped already (registered again)
+
+    @functools.wraps(save_base)
+    def save_base_in_a_transaction(self: models.Model, *args: Any, **kwargs: Any) -> Any:
+        # Model.save passes `using` by keyword; it is save_base's fourth parameter.
+        using = kwargs.get("using") or (args[3] if len(args) > 3 else None)
+        using = using or router.db_for_write(type(self), instance=self)
+        if connections[using].in_atomic_block:
+            return save_base(self, *args, **kwargs)
+        with transaction.atomic(using=using, savepoint=False):
+            return save_base(self, *args, **kwargs)
+
+    save_base_in_a_transaction.dddp_original = save_base  # type: ignore[attr-defined]
+    save_base_in_a_transaction.dddp_own = "save_base" in vars(model)  # type: ignore[attr-defined]
+    model.save_base = save_base_in_a_transaction  # type: ignore[method-assign]
+
+
+def _saves_as_before(model: type[models.Model]) -> None:
+    wrapper = vars(model).get("save_base")
+    if getattr(wrapper, "dddp_original", None) is None:
+        return
+    if wrapper.dddp_own:  # type: ignore[union-attr]
+        model.save_base = wrapper.dddp_original  # type: ignore[union-attr]
+    else:
+        delattr(model, "save_base")
 
 
 def _many_to_many_receiver(name: str, model: type[models.Model], field: Any) -> Any:
@@ -119,11 +190,15 @@ def _many_to_many_receiver(name: str, model: type[models.Model], field: Any) -> 
 
 
 def disconnect(collection: type[Collection]) -> None:
+    model = collection.model
     uid = f"dddp:{collection.collection_name()}"
-    post_save.disconnect(sender=collection.model, dispatch_uid=uid)
-    post_delete.disconnect(sender=collection.model, dispatch_uid=uid)
-    for field in collection.model._meta.many_to_many:
+    for sender in _models_saving_rows_of(model):
+        post_save.disconnect(sender=sender, dispatch_uid=uid)
+    for sender in [model, *_proxies_of(model)]:
+        post_delete.disconnect(sender=sender, dispatch_uid=uid)
+    for field in model._meta.many_to_many:
         m2m_changed.disconnect(sender=field.remote_field.through, dispatch_uid=f"{uid}:{field.name}")
+    _saves_as_before(model)
 
 
 def send(using: str, change: changes.Change) -> None:
@@ -135,16 +210,7 @@ def send(using: str, change: changes.Change) -> None:
     for payload in payloads:
         params += [channel, payload]
     connection = connections[using]
-    if connection.in_atomic_block:
-        sql = f"SELECT {notifies}"
-    else:
-        # Autocommit: the row is already committed, durably, and this NOTIFY is a
-        # transaction of its own. PostgreSQL gives a notifying transaction an id,
-        # so its commit would wait for a WAL flush like a write's: doubling the
-        # writer's cost for nothing, as a notification is never read back from
-        # the WAL. `synchronous_commit` off, for this one transaction only, skips
-        # that wait; delivery to listeners is unchanged.
-        sql = f"SELECT set_config('synchronous_commit', 'off', true), {notifies}"
+    sql = f"SELECT {notifies}"
     # The driver's own cursor: Django's wrapper costs more than this NOTIFY's round trip
     # saves, and the statement is dddp's, not the application's, to debug-log.
     connection.ensure_connection()
@@ -154,11 +220,11 @@ def send(using: str, change: changes.Change) -> None:
 
 
 def _fields_after_save(
-    instance: models.Model, using: str, update_fields: frozenset[str] | None
+    instance: models.Model, model: type[models.Model], using: str, update_fields: frozenset[str] | None
 ) -> dict[str, Any] | None:
+    """The document's fields as the row now is; `model` is the published model."""
     if not _needs_reading_back(instance, update_fields):
-        return document_fields(instance)
-    model = type(instance)
+        return document_fields(instance, model)
     row = model._base_manager.using(using).filter(pk=instance.pk).values(*value_attnames(model)).first()
     return None if row is None else fields_from_values(model, row)
 
@@ -182,7 +248,10 @@ def _needs_reading_back(instance: models.Model, update_fields: frozenset[str] | 
 def send_fence(token: str, using: str = "default") -> None:
     """NOTIFY a write fence (after the method's transaction committed)."""
     with connections[using].cursor() as cursor:
-        # Its own transaction: no WAL flush to wait for (see `send`).
+        # Its own transaction, and one that writes nothing: PostgreSQL still
+        # gives a notifying transaction an id, so its commit would wait for a
+        # WAL flush, for a notification that is never read back from the WAL.
+        # `synchronous_commit` off for this transaction only skips that wait.
         cursor.execute(
             "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
             [changes.FENCE_CHANNEL, token],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import select
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,12 +13,14 @@ import django
 import psycopg2
 import pytest
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Model, Value
 from django.db.models.functions import Concat
+from django.db.models.signals import post_save
 
-from dddp import changes
+from dddp import changes, signals
+from dddp.api import API
 from dddp.database import database_url
-from tests.testapp.models import Note
+from tests.testapp.models import DatedNote, Note, PinnedNote
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,17 +157,99 @@ def test_database_defaults_are_sent_as_the_database_filled_them() -> None:
         conn.close()
 
 
-def test_notifying_never_weakens_the_durability_of_the_writers_own_commits(listener: Any) -> None:
-    """The autocommit NOTIFY turns synchronous_commit off for its own transaction only."""
+def test_a_save_in_autocommit_and_its_notify_commit_together(listener: Any) -> None:
+    """A receiver failing after dddp's rolls back the row and its Change alike."""
 
-    def synchronous_commit() -> str:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW synchronous_commit")
-            return str(cursor.fetchone()[0])
+    def fail_after_dddp(sender: Any, instance: Note, **kwargs: Any) -> None:
+        raise RuntimeError("a later receiver failed")
 
-    Note.objects.create(text="autocommit")
-    assert synchronous_commit() == "on"
-    with transaction.atomic():
-        Note.objects.create(text="in a transaction")
-        assert synchronous_commit() == "on"
-    assert [c.fields["text"] for c in received(listener)] == ["autocommit", "in a transaction"]
+    post_save.connect(fail_after_dddp, sender=Note, dispatch_uid="test-fail-after-dddp")
+    try:
+        with pytest.raises(RuntimeError):
+            Note.objects.create(text="never committed")
+    finally:
+        post_save.disconnect(sender=Note, dispatch_uid="test-fail-after-dddp")
+    assert not Note.objects.filter(text="never committed").exists()
+    assert received(listener, wait=0.3) == []
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+
+def test_two_autocommit_writers_of_one_row_notify_in_the_order_they_wrote(listener: Any) -> None:
+    """The second writer waits for the first's NOTIFY: clients end on the row's last value.
+
+    The first writer is held between its row write and dddp's NOTIFY while the
+    second saves the same row. Were the row committed before the NOTIFY, the
+    second's Change would arrive first and clients would end on "first".
+    """
+    note = Note.objects.create(text="start")
+    received(listener)
+    first_wrote = threading.Event()
+
+    def hold_the_first_writer(sender: Any, instance: Note, **kwargs: Any) -> None:
+        if instance.text == "first":
+            first_wrote.set()
+            time.sleep(0.5)
+
+    def write(text: str) -> None:
+        try:
+            row = Note.objects.get(pk=note.pk)
+            row.text = text
+            row.save()
+        finally:
+            connection.close()
+
+    collection = API.collection_for_model(Note)
+    assert collection is not None
+    signals.disconnect(collection)  # so that the holding receiver runs before dddp's
+    post_save.connect(hold_the_first_writer, sender=Note, dispatch_uid="test-hold")
+    signals.connect(collection)
+    try:
+        first = threading.Thread(target=write, args=("first",))
+        first.start()
+        assert first_wrote.wait(5)
+        second = threading.Thread(target=write, args=("second",))
+        second.start()
+        first.join(10)
+        second.join(10)
+    finally:
+        post_save.disconnect(sender=Note, dispatch_uid="test-hold")
+    assert [c.fields["text"] for c in received(listener)] == ["first", "second"]
+    assert Note.objects.get(pk=note.pk).text == "second"
+
+
+def test_saves_through_a_proxy_model_are_sent(listener: Any) -> None:
+    pinned = PinnedNote.objects.create(text="pinned")
+    pk = pinned.pk
+    pinned.delete()
+    assert [(c.op, c.collection, c.id, c.fields) for c in received(listener)] == [
+        ("save", "testapp.note", str(pk), {"text": "pinned"}),
+        ("delete", "testapp.note", str(pk), {}),
+    ]
+
+
+def test_saves_of_a_subclass_send_the_parents_document(listener: Any) -> None:
+    """Multi-table inheritance: a DatedNote's save writes a Note row, sent as a Note."""
+    dated = DatedNote.objects.create(text="dated", dated=datetime.date(2024, 2, 29))
+    pk = dated.pk
+    dated.text = "dated again"
+    dated.save()
+    dated.delete()
+    assert [(c.op, c.collection, c.id, c.fields) for c in received(listener)] == [
+        ("save", "testapp.note", str(pk), {"text": "dated"}),
+        ("save", "testapp.note", str(pk), {"text": "dated again"}),
+        ("delete", "testapp.note", str(pk), {}),
+    ]
+
+
+def test_disconnecting_a_collection_gives_the_model_its_own_save_back(listener: Any) -> None:
+    collection = API.collection_for_model(Note)
+    assert collection is not None
+    assert Note.save_base is not Model.save_base
+    signals.disconnect(collection)
+    try:
+        assert Note.save_base is Model.save_base
+        Note.objects.create(text="unpublished")
+        assert received(listener, wait=0.3) == []
+    finally:
+        signals.connect(collection)
+    assert Note.save_base is not Model.save_base

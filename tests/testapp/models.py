@@ -29,3 +29,16 @@ class Book(models.Model):
     cover = models.BinaryField(null=True, blank=True)
     updated_at = models.DateTimeField(null=True, blank=True)
     tags = models.ManyToManyField(Tag, related_name="books", blank=True)
+
+
+class PinnedNote(Note):
+    """A proxy: its saves send signals with itself as the sender, not Note."""
+
+    class Meta:
+        proxy = True
+
+
+class DatedNote(Note):
+    """Multi-table inheritance: saving one writes a Note row too."""
+
+    dated = models.DateField(null=True, blank=True)
