@@ -242,7 +242,6 @@ class Observer:
         self.subscribers.pop((session, sub_id), None)
 
 
-
 def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """The query's rows now (or those of `only` ids), as id -> published fields, read in chunks."""
     model = query.queryset.model

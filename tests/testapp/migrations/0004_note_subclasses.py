@@ -5,29 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('testapp', '0003_tag_book_tags'),
+        ("testapp", "0003_tag_book_tags"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DatedNote',
+            name="DatedNote",
             fields=[
-                ('note_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='testapp.note')),
-                ('dated', models.DateField(blank=True, null=True)),
+                (
+                    "note_ptr",
+                    models.OneToOneField(
+                        auto_created=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        parent_link=True,
+                        primary_key=True,
+                        serialize=False,
+                        to="testapp.note",
+                    ),
+                ),
+                ("dated", models.DateField(blank=True, null=True)),
             ],
-            bases=('testapp.note',),
+            bases=("testapp.note",),
         ),
         migrations.CreateModel(
-            name='PinnedNote',
-            fields=[
-            ],
+            name="PinnedNote",
+            fields=[],
             options={
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('testapp.note',),
+            bases=("testapp.note",),
         ),
     ]
