@@ -1,4 +1,4 @@
-"""Faults: the LISTEN connection dies, or PostgreSQL restarts, while another process writes; clients converge."""
+"""Faults: the LISTEN connection dies, or PostgreSQL restarts, while others write; clients converge."""
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ def restartable_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
     server = get_server(tmp_path_factory.mktemp("restart") / "pgdata", cleanup_mode="delete")
     info = server.get_postmaster_info()
-    url = database_url({"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir), "PORT": info.port})
+    settings = {"NAME": "postgres", "USER": "postgres", "HOST": str(info.socket_dir), "PORT": info.port}
+    url = database_url(settings)
     run_django(url, "-m", "django", "migrate", "--verbosity", "0")
     yield server, url
     server.cleanup()
