@@ -42,6 +42,11 @@ class WebSocketTransport:
     def __init__(self, fd: int, client_address: str, max_message_size: int):
         self._sock = _socket.socket(fileno=fd)  # the C socket: gevent must not wrap it
         self._sock.setblocking(False)
+        if self._sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Without this, Nagle's algorithm holds a small message (a `ready`
+            # after a publication's documents, a lone `changed`) until the client
+            # ACKs what went before, and clients delay ACKs by up to 40 ms.
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._parser = FrameParser(max_message_size)
         self._receiver: Receiver | None = None
         self._watcher: Any = None
