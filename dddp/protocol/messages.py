@@ -119,9 +119,26 @@ def validate_method(message: ClientMessage) -> CallMethod:
 # --- server to client ---------------------------------------------------------
 
 
+# One encoder for every message: `json.dumps` with options makes a new one per
+# call, and `JSONEncoder.encode` a new C encoder per call; made once, the C
+# encoder takes half the time. (Without the circular-reference check: message
+# values come from the database and EJSON, which make no cycles.)
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # a JSON string literal
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _c_encoder = _c_make_encoder(None, _encoder.default, _encode_string, None, ":", ",", False, False, False)
+
+    def _encode_value(value: Any) -> str:
+        return "".join(_c_encoder(value, 0))
+
+else:  # no C accelerator (not CPython)
+    _encode_value = _encoder.encode  # type: ignore[assignment]
+
+
 def encode(message: dict[str, Any]) -> str:
     """The compact JSON text of a message whose EJSON parts are already encoded."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode_value(message)
 
 
 def connected(session: str) -> str:
@@ -162,10 +179,12 @@ def ready(sub_ids: Sequence[str]) -> str:
 
 
 def added(collection: str, id: str, fields: dict[str, Any]) -> str:
-    message: dict[str, Any] = {"msg": "added", "collection": collection, "id": id}
-    if fields:  # D-52: fields omitted when empty
-        message["fields"] = ejson.to_json_value(fields)
-    return encode(message)
+    # The same text as encode() of the message dict, put together directly: a
+    # publication's every document is sent this way, so it is worth the speed.
+    head = f'{{"msg":"added","collection":{_encode_string(collection)},"id":{_encode_string(id)}'
+    if not fields:  # D-52: fields omitted when empty
+        return head + "}"
+    return f'{head},"fields":{_encode_value(ejson.to_json_value(fields))}}}'
 
 
 def changed(collection: str, id: str, fields: dict[str, Any], cleared: Iterable[str] = ()) -> str:

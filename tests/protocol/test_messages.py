@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dddp.protocol import messages
+from dddp.protocol import ejson, messages
 from dddp.protocol.errors import MeteorError
 
 UTC = dt.timezone.utc
@@ -265,3 +265,35 @@ def test_texts_are_compact_single_line_json() -> None:
     assert "\n" not in text
     assert isinstance(json.loads(text), dict)
     assert json.loads(text)["fields"] == {"a": "line\nbreak", "b": "ü"}
+
+
+@pytest.mark.parametrize(
+    ("collection", "doc_id", "fields"),
+    [
+        ("books", "1", {}),
+        ('we"ird\\name', "ü\u2028\x00", {"a": 1.5, "b": [1, "x"], "c": None}),
+        ("c", "x", {"nested": {"$date": 5}, "when": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)}),
+    ],
+    ids=["no fields", "escapes", "ejson"],
+)
+def test_added_is_the_compact_text_of_its_message(
+    collection: str, doc_id: str, fields: dict[str, Any]
+) -> None:
+    """`added` puts its text together directly: the same text `encode` makes of the message."""
+    message: dict[str, Any] = {"msg": "added", "collection": collection, "id": doc_id}
+    if fields:
+        message["fields"] = ejson.to_json_value(fields)
+    assert messages.added(collection, doc_id, fields) == messages.encode(message)
+    assert messages.encode(message) == json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_float_cannot_be_encoded_raw(value: float) -> None:
+    """EJSON sends these as $InfNaN; a raw one reaching the encoder is a bug, not `NaN` on the wire."""
+    with pytest.raises(ValueError):
+        messages.encode({"msg": "result", "id": "1", "result": value})
+
+
+def test_an_unencodable_value_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        messages.encode({"msg": "result", "id": "1", "result": object()})
