@@ -19,7 +19,9 @@ from dddp.documents import (
     document_id,
     document_pk,
     fields_from_values,
+    id_reader,
     many_to_many_ids,
+    row_reader,
     value_attnames,
 )
 from dddp.protocol import ejson
@@ -229,6 +231,38 @@ def test_samples_of_every_type_give_the_same_document_both_ways() -> None:
     )
     from_instance, from_values = instance_and_values(sample)
     assert on_the_wire(from_instance) == on_the_wire(from_values)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("nulls", [False, True], ids=["values", "nulls"])
+def test_a_publication_reads_rows_as_a_payload_delivers_them(record: Record, nulls: bool) -> None:
+    """`row_reader`'s shortcuts give what `fields_from_values` then `canonical` give."""
+    group = Group.objects.create(name="g")
+    if nulls:
+        Sample.objects.create()
+    else:
+        Sample.objects.create(
+            num=-(2**31), big=2**60, ratio=float("inf"), label="é", flag=True, day=datetime.date(2024, 2, 29),
+            group=group, amount=Decimal("1.500"), stamp=datetime.datetime(2024, 1, 1, tzinfo=UTC), uid=U1,
+            data={"$date": 1}, span=datetime.timedelta(seconds=1), blob=b"\x00", attachment="a.txt", code="x",
+        )  # fmt: skip
+    CharKeyedProfile.objects.create(owner=CharKeyed.objects.create(key="~k"), bio="b")
+    for model in [Sample, Record, Group, CharKeyed, CharKeyedProfile, UuidKeyed]:
+        attnames = value_attnames(model)
+        read, to_id = row_reader(model), id_reader(model)
+        for row, values in zip(
+            model.objects.order_by("pk").values_list(*attnames),
+            model.objects.order_by("pk").values(*attnames),
+            strict=True,
+        ):
+            expected = canonical(fields_from_values(model, values))
+            assert on_the_wire(read(row)) == on_the_wire(expected), model
+            assert to_id(row[0]) == document_id(values[attnames[0]])
+
+
+@pytest.mark.parametrize("pk", [0, 5, -5, 2**62, -(2**62)])
+def test_integer_keys_read_from_the_database_get_the_ids_document_id_gives(pk: int) -> None:
+    assert id_reader(Sample)(pk) == document_id(pk)
 
 
 @pytest.mark.django_db

@@ -26,12 +26,12 @@ from django.db import models
 
 from dddp.changes import Change, channel_for
 from dddp.documents import (
-    canonical,
     concrete_fields,
     document_id,
     document_pk,
-    fields_from_values,
+    id_reader,
     many_to_many_ids,
+    row_reader,
     value_attnames,
 )
 from dddp.matching import Matcher, compile_matcher, joined_aliases
@@ -124,6 +124,14 @@ class Observer:
 
     def load(self) -> None:
         """Run every queryset and send subscribers the difference (first load, or resync)."""
+        if not self.documents and not self.subscribers:
+            # A first load: nothing to compare with and no one to tell.
+            for query in self.queries:
+                rows = _run(query)
+                query.ids = set(rows)
+                self.documents.setdefault(query.name, {}).update(rows)
+            self.loaded = True
+            return
         fresh: dict[tuple[str, str], dict[str, Any]] = {}
         for query in self.queries:
             rows = _run(query)
@@ -248,16 +256,16 @@ def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[
     queryset = query.queryset
     if only is not None:
         queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
-    pk_name = model._meta.pk.attname
+    read = row_reader(model)
     rows = {
-        row[pk_name]: fields_from_values(model, row)
-        for row in queryset.values(*value_attnames(model)).iterator(chunk_size=2000)
+        row[0]: read(row) for row in queryset.values_list(*value_attnames(model)).iterator(chunk_size=2000)
     }
     for m2m in model._meta.many_to_many:
         for pk, ids in many_to_many_ids(model, m2m, list(rows), queryset.db).items():
             rows[pk][m2m.name] = ids
     shape = query.collection.shape
-    return {document_id(pk): shape(canonical(fields)) for pk, fields in rows.items()}
+    to_id = id_reader(model)
+    return {to_id(pk): shape(fields) for pk, fields in rows.items()}
 
 
 def _members(query: ObservedQuery, candidates: list[str]) -> set[str]:
