@@ -65,6 +65,8 @@ def connect(collection: type[Collection]) -> None:
     has_many_to_many = bool(model._meta.many_to_many)
 
     def on_save(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:
+        if instance.__dict__.pop("_dddp_notified", False):
+            return  # sent with the UPDATE itself (_NotifyWithUpdate)
         fields = _fields_after_save(instance, model, using, kwargs.get("update_fields"))
         if fields is None:  # the row is already gone again (deleted in the same transaction)
             return
@@ -93,7 +95,7 @@ def connect(collection: type[Collection]) -> None:
             weak=False,
             dispatch_uid=f"{uid}:{field.name}",
         )
-    _saves_in_a_transaction(model)
+    _saves_in_a_transaction(model, name, has_many_to_many)
 
 
 def _models_saving_rows_of(model: type[models.Model]) -> list[type[models.Model]]:
@@ -110,15 +112,20 @@ def _proxies_of(model: type[models.Model]) -> list[type[models.Model]]:
     return [other for other in apps.get_models() if other._meta.proxy and other._meta.concrete_model is model]
 
 
-def _saves_in_a_transaction(model: type[models.Model]) -> None:
-    """Make the model's (and its subclasses') saves atomic when the writer is in autocommit.
+def _saves_in_a_transaction(model: type[models.Model], name: str, partial: bool) -> None:
+    """Make each autocommit save of the model (and its subclasses) one transaction with its NOTIFY.
 
     Otherwise `post_save`, and so the NOTIFY, would run after the row's own
     commit: a second transaction, and two writers saving the same row could
     have their NOTIFYs commit in the opposite order to their writes, leaving
-    clients on the older value. Inside the transaction the row stays locked
-    until the NOTIFY commits with it. In a transaction already, this adds
-    nothing (`savepoint=False`).
+    clients on the older value. Within one transaction the row stays locked
+    until the NOTIFY commits with it.
+
+    The usual save, an UPDATE of a row the instance fully holds, gets its
+    NOTIFY in the same statement (`_NotifyWithUpdate`): one round trip, as a
+    trigger would, and Django's own transaction handling is untouched. Other
+    saves (inserts, `update_fields`, expressions...) run in `atomic()`. In a
+    transaction already, a save is left as it is.
     """
     save_base = model.save_base
     if getattr(save_base, "dddp_original", None) is not None:
@@ -126,17 +133,99 @@ def _saves_in_a_transaction(model: type[models.Model]) -> None:
 
     @functools.wraps(save_base)
     def save_base_in_a_transaction(self: models.Model, *args: Any, **kwargs: Any) -> Any:
-        # Model.save passes `using` by keyword; it is save_base's fourth parameter.
-        using = kwargs.get("using") or (args[3] if len(args) > 3 else None)
-        using = using or router.db_for_write(type(self), instance=self)
-        if connections[using].in_atomic_block:
+        # Model.save passes its arguments by keyword; save_base's signature is
+        # (raw, force_insert, force_update, using, update_fields).
+        named = dict(
+            zip(("raw", "force_insert", "force_update", "using", "update_fields"), args, strict=False)
+        )
+        named.update(kwargs)
+        using = named.get("using") or router.db_for_write(type(self), instance=self)
+        connection = connections[using]
+        if connection.in_atomic_block:
             return save_base(self, *args, **kwargs)
+        if _can_notify_with_the_update(self, model, connection, named):
+            with connection.execute_wrapper(_NotifyWithUpdate(self, model, name, partial, connection)):
+                return save_base(self, *args, **kwargs)
         with transaction.atomic(using=using, savepoint=False):
             return save_base(self, *args, **kwargs)
 
     save_base_in_a_transaction.dddp_original = save_base  # type: ignore[attr-defined]
     save_base_in_a_transaction.dddp_own = "save_base" in vars(model)  # type: ignore[attr-defined]
     model.save_base = save_base_in_a_transaction  # type: ignore[method-assign]
+
+
+def _can_notify_with_the_update(
+    instance: models.Model, model: type[models.Model], connection: Any, named: dict[str, Any]
+) -> bool:
+    """An UPDATE of one table whose new row the instance holds, through psycopg2.
+
+    psycopg2 sends parameters inside the query text, so one query may hold
+    two statements (psycopg 3 binds them on the server, which forbids that).
+    """
+    return (
+        not instance._state.adding
+        and not named.get("raw")
+        and not named.get("force_insert")
+        and not model._meta.parents
+        and not type(instance)._meta.parents
+        and connection.Database.__name__ == "psycopg2"
+        and not _needs_reading_back(instance, named.get("update_fields"))
+    )
+
+
+class _NotifyWithUpdate:
+    """A Django execute wrapper: the save's UPDATE also sends its Change, in one transaction.
+
+    `UPDATE ...; SELECT pg_notify(...) FROM <table> WHERE <pk> = ...` runs as
+    one implicit transaction. The SELECT finds the row only if the UPDATE did,
+    so its row count, which Django reads as the UPDATE's, is the UPDATE's: when
+    no row was updated, Django goes on to INSERT and `post_save` sends the
+    Change as usual.
+    """
+
+    def __init__(
+        self, instance: models.Model, model: type[models.Model], name: str, partial: bool, connection: Any
+    ):
+        self.instance = instance
+        self.model = model
+        self.name = name
+        self.partial = partial
+        self.connection = connection
+        table = connection.ops.quote_name(model._meta.db_table)
+        self.update = f"UPDATE {table} SET "
+        self.where = f" WHERE {table}.{connection.ops.quote_name(model._meta.pk.column)} = %s"
+        self.row = f" FROM {table}{self.where}"
+        self.done = False
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        instance, model = self.instance, self.model
+        if (
+            self.done
+            or many
+            or not params
+            or not sql.startswith(self.update)
+            or not sql.endswith(self.where)
+            or " RETURNING " in sql
+        ):
+            return execute(sql, params, many, context)
+        pk = model._meta.pk.get_db_prep_value(instance.pk, self.connection)
+        if params[-1] != pk or _needs_reading_back(instance, None):
+            return execute(sql, params, many, context)  # not the save's own UPDATE
+        self.done = True
+        # The instance now holds every value the UPDATE writes (auto_now fields included).
+        change = changes.Change(
+            "save",
+            self.name,
+            instance_document_id(instance, model),
+            document_fields(instance, model),
+            self.partial,
+        )
+        notifies, notify_params = _notify_call(change)
+        result = execute(f"{sql}; SELECT {notifies}{self.row}", (*params, *notify_params, pk), many, context)
+        if context["cursor"].rowcount > 0:
+            instance._dddp_notified = True  # type: ignore[attr-defined]  # post_save: already sent
+            _local.changes_sent = changes_sent() + 1
+        return result
 
 
 def _saves_as_before(model: type[models.Model]) -> None:
@@ -203,20 +292,24 @@ def disconnect(collection: type[Collection]) -> None:
 
 def send(using: str, change: changes.Change) -> None:
     """NOTIFY the change on the connection (and so in the transaction) that wrote it."""
-    channel = changes.channel_for(change.collection)
-    payloads = changes.payloads(change)
-    notifies = ", ".join(["pg_notify(%s, %s)"] * len(payloads))
-    params: list[str] = []
-    for payload in payloads:
-        params += [channel, payload]
+    notifies, params = _notify_call(change)
     connection = connections[using]
-    sql = f"SELECT {notifies}"
     # The driver's own cursor: Django's wrapper costs more than this NOTIFY's round trip
     # saves, and the statement is dddp's, not the application's, to debug-log.
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT {notifies}", params)
     _local.changes_sent = changes_sent() + 1
+
+
+def _notify_call(change: changes.Change) -> tuple[str, list[str]]:
+    """`pg_notify(%s, %s), ...` for the change's payloads, and their parameters."""
+    channel = changes.channel_for(change.collection)
+    payloads = changes.payloads(change)
+    params: list[str] = []
+    for payload in payloads:
+        params += [channel, payload]
+    return ", ".join(["pg_notify(%s, %s)"] * len(payloads)), params
 
 
 def _fields_after_save(

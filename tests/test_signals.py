@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import select
 import threading
@@ -15,7 +16,7 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F, Model, Value
 from django.db.models.functions import Concat
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 
 from dddp import changes, signals
 from dddp.api import API
@@ -157,29 +158,82 @@ def test_database_defaults_are_sent_as_the_database_filled_them() -> None:
         conn.close()
 
 
-def test_a_save_in_autocommit_and_its_notify_commit_together(listener: Any) -> None:
-    """A receiver failing after dddp's rolls back the row and its Change alike."""
+@contextlib.contextmanager
+def a_later_receiver_failing() -> Iterator[None]:
+    """A post_save receiver of Note, connected after dddp's, that raises."""
 
-    def fail_after_dddp(sender: Any, instance: Note, **kwargs: Any) -> None:
+    def fail(sender: Any, instance: Note, **kwargs: Any) -> None:
         raise RuntimeError("a later receiver failed")
 
-    post_save.connect(fail_after_dddp, sender=Note, dispatch_uid="test-fail-after-dddp")
+    post_save.connect(fail, sender=Note, dispatch_uid="test-fail-after-dddp")
     try:
         with pytest.raises(RuntimeError):
-            Note.objects.create(text="never committed")
+            yield
     finally:
         post_save.disconnect(sender=Note, dispatch_uid="test-fail-after-dddp")
+
+
+def test_an_insert_in_autocommit_and_its_notify_commit_together(listener: Any) -> None:
+    """An insert runs in atomic(): a receiver failing after dddp's undoes the row and its Change."""
+    with a_later_receiver_failing():
+        Note.objects.create(text="never committed")
     assert not Note.objects.filter(text="never committed").exists()
     assert received(listener, wait=0.3) == []
     assert connection.get_autocommit() and not connection.in_atomic_block
 
 
-def test_two_autocommit_writers_of_one_row_notify_in_the_order_they_wrote(listener: Any) -> None:
+def test_an_update_in_autocommit_carries_its_notify_in_its_own_statement(listener: Any) -> None:
+    """The UPDATE and its NOTIFY are one statement, one transaction; post_save follows, as in Django."""
+    note = Note.objects.create(text="before")
+    received(listener)
+    note.text = "after"
+    with a_later_receiver_failing():
+        note.save()
+    assert Note.objects.get(pk=note.pk).text == "after"  # committed, as Django commits it in autocommit
+    assert [c.fields["text"] for c in received(listener)] == ["after"]  # and so was its Change
+
+
+def test_an_update_of_a_row_gone_meanwhile_is_an_insert_and_is_sent(listener: Any) -> None:
+    note = Note.objects.create(text="first life")
+    Note.objects.filter(pk=note.pk).delete()  # another writer, as it were (a delete: sent)
+    received(listener)
+    note.text = "second life"
+    note.save()  # the UPDATE finds no row, so Django INSERTs it again
+    assert [(c.op, c.id, c.fields) for c in received(listener)] == [
+        ("save", str(note.pk), {"text": "second life"})
+    ]
+
+
+def test_other_updates_during_a_save_keep_their_own_row_counts(listener: Any) -> None:
+    """Only the save's own UPDATE carries the NOTIFY: a receiver's queryset update counts its rows."""
+    notes = [Note.objects.create(text="same") for _ in range(3)]
+    received(listener)
+    counts = []
+
+    def update_others(sender: Any, instance: Note, **kwargs: Any) -> None:
+        counts.append(Note.objects.filter(text__startswith="same").update(text="same, updated"))
+
+    pre_save.connect(update_others, sender=Note, dispatch_uid="test-update-others")
+    try:
+        notes[0].text = "own"
+        notes[0].save()
+    finally:
+        pre_save.disconnect(sender=Note, dispatch_uid="test-update-others")
+    assert counts == [3]
+    assert [c.fields["text"] for c in received(listener)] == ["own"]  # QuerySet.update() sends nothing
+
+
+@pytest.mark.parametrize("update_fields", [None, ["text"]], ids=["update", "update_fields"])
+def test_two_autocommit_writers_of_one_row_notify_in_the_order_they_wrote(
+    listener: Any, update_fields: list[str] | None
+) -> None:
     """The second writer waits for the first's NOTIFY: clients end on the row's last value.
 
-    The first writer is held between its row write and dddp's NOTIFY while the
-    second saves the same row. Were the row committed before the NOTIFY, the
-    second's Change would arrive first and clients would end on "first".
+    The first writer is held after its row write, before post_save's NOTIFY
+    (if it has one), while the second saves the same row. Were the row
+    committed before its NOTIFY, the second's Change would arrive first and
+    clients would end on "first". A plain update carries its NOTIFY in its
+    own statement; one with `update_fields` reads the row back in atomic().
     """
     note = Note.objects.create(text="start")
     received(listener)
@@ -194,7 +248,7 @@ def test_two_autocommit_writers_of_one_row_notify_in_the_order_they_wrote(listen
         try:
             row = Note.objects.get(pk=note.pk)
             row.text = text
-            row.save()
+            row.save(update_fields=update_fields)
         finally:
             connection.close()
 
