@@ -8,9 +8,11 @@ instance may not hold what the database now has (see `_needs_reading_back`).
 
 Deletes and many-to-many changes already run inside a transaction in Django,
 but `post_save` comes after the row's own commit when the writer is in
-autocommit. So a published model's `save_base` is wrapped in `atomic()` (see
-`_saves_in_a_transaction`): the row and its NOTIFY commit together, and the
-row lock held until then orders two writers' notifications as their writes.
+autocommit. So a published model's `save_base` is wrapped (see
+`_saves_in_a_transaction`): in autocommit an update carries its NOTIFY in its
+own statement, and any other save runs in `atomic()`. Either way the row and
+its NOTIFY commit together, and the row lock held until then orders two
+writers' notifications as their writes.
 
 Receivers are connected per model (with `sender=`), only for models of
 registered collections and their proxies and subclasses: a receiver connected
@@ -167,7 +169,7 @@ def _can_notify_with_the_update(
         and not named.get("raw")
         and not named.get("force_insert")
         and not model._meta.parents
-        and not type(instance)._meta.parents
+        and type(instance)._meta.concrete_model is model  # the model or a proxy: one table
         and connection.Database.__name__ == "psycopg2"
         and not _needs_reading_back(instance, named.get("update_fields"))
     )

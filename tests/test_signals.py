@@ -274,9 +274,12 @@ def test_two_autocommit_writers_of_one_row_notify_in_the_order_they_wrote(
 def test_saves_through_a_proxy_model_are_sent(listener: Any) -> None:
     pinned = PinnedNote.objects.create(text="pinned")
     pk = pinned.pk
+    pinned.text = "pinned again"
+    pinned.save()
     pinned.delete()
     assert [(c.op, c.collection, c.id, c.fields) for c in received(listener)] == [
         ("save", "testapp.note", str(pk), {"text": "pinned"}),
+        ("save", "testapp.note", str(pk), {"text": "pinned again"}),
         ("delete", "testapp.note", str(pk), {}),
     ]
 
