@@ -159,30 +159,24 @@ def _saves_in_a_transaction(model: type[models.Model], name: str, partial: bool)
 def _can_notify_with_the_update(
     instance: models.Model, model: type[models.Model], connection: Any, named: dict[str, Any]
 ) -> bool:
-    """An UPDATE of one table whose new row the instance holds, through psycopg2.
-
-    psycopg2 sends parameters inside the query text, so one query may hold
-    two statements (psycopg 3 binds them on the server, which forbids that).
-    """
+    """An UPDATE of one table whose new row the instance holds."""
     return (
         not instance._state.adding
         and not named.get("raw")
         and not named.get("force_insert")
         and not model._meta.parents
         and type(instance)._meta.concrete_model is model  # the model or a proxy: one table
-        and connection.Database.__name__ == "psycopg2"
         and not _needs_reading_back(instance, named.get("update_fields"))
     )
 
 
 class _NotifyWithUpdate:
-    """A Django execute wrapper: the save's UPDATE also sends its Change, in one transaction.
+    """A Django execute wrapper: the save's UPDATE also sends its Change, in one statement.
 
-    `UPDATE ...; SELECT pg_notify(...) FROM <table> WHERE <pk> = ...` runs as
-    one implicit transaction. The SELECT finds the row only if the UPDATE did,
-    so its row count, which Django reads as the UPDATE's, is the UPDATE's: when
-    no row was updated, Django goes on to INSERT and `post_save` sends the
-    Change as usual.
+    `WITH updated AS (UPDATE ... RETURNING 1) SELECT pg_notify(...) FROM updated`
+    notifies exactly when a row was updated, and returns one row per row
+    updated: the row count Django reads is the UPDATE's own. When no row was
+    updated, Django goes on to INSERT, and `post_save` sends the Change.
     """
 
     def __init__(
@@ -196,7 +190,6 @@ class _NotifyWithUpdate:
         table = connection.ops.quote_name(model._meta.db_table)
         self.update = f"UPDATE {table} SET "
         self.where = f" WHERE {table}.{connection.ops.quote_name(model._meta.pk.column)} = %s"
-        self.row = f" FROM {table}{self.where}"
         self.done = False
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
@@ -210,8 +203,9 @@ class _NotifyWithUpdate:
             or " RETURNING " in sql
         ):
             return execute(sql, params, many, context)
-        pk = model._meta.pk.get_db_prep_value(instance.pk, self.connection)
-        if params[-1] != pk or _needs_reading_back(instance, None):
+        if params[-1] != model._meta.pk.get_db_prep_value(
+            instance.pk, self.connection
+        ) or _needs_reading_back(instance, None):
             return execute(sql, params, many, context)  # not the save's own UPDATE
         self.done = True
         # The instance now holds every value the UPDATE writes (auto_now fields included).
@@ -223,7 +217,8 @@ class _NotifyWithUpdate:
             self.partial,
         )
         notifies, notify_params = _notify_call(change)
-        result = execute(f"{sql}; SELECT {notifies}{self.row}", (*params, *notify_params, pk), many, context)
+        sql = f"WITH updated AS ({sql} RETURNING 1) SELECT {notifies} FROM updated"
+        result = execute(sql, (*params, *notify_params), many, context)
         if context["cursor"].rowcount > 0:
             instance._dddp_notified = True  # type: ignore[attr-defined]  # post_save: already sent
             _local.changes_sent = changes_sent() + 1

@@ -1,12 +1,16 @@
 """The Hub: every observer of this process, fed by the Listener, run by one greenlet.
 
-Notification batches, first loads, re-reads after a lost connection,
-subscribing and unsubscribing all go through one queue served by one
-greenlet, in order. That order is what makes subscribing race-free: the
-observer's channels are LISTENed before its first load is queued, so a change
-committed before the load's query is in the query's result, and one committed
-after is delivered after the load (a change delivered before the load is
-skipped: the load reads it from the database).
+Notification batches, re-reads after a lost connection, subscribing and
+unsubscribing all go through one queue served by one greenlet, in order.
+
+A new observer's first read runs on a loader greenlet of its own (with its
+own database connection), so that a big publication does not hold up every
+other observer's changes. Subscribing stays race-free: the observer's
+channels are LISTENed before the read starts, so a change committed before
+the read's query is in its result, and every change delivered from then on
+is kept (`Observer.arrived`) and applied, in order, after the read is
+installed. (One already in the result is applied again: the last one
+delivered leaves the row as it is.)
 
 Write fences (D-82): a method that wrote something ends with a NOTIFY on the
 fence channel, after its transaction; since PostgreSQL delivers in commit
@@ -33,7 +37,7 @@ from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer
 from dddp.server.session import corked
-from dddp.server.workers import close_broken_connections
+from dddp.server.workers import WorkerPool, close_broken_connections
 
 if TYPE_CHECKING:
     from dddp.api import Publication, Registry
@@ -42,6 +46,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dddp.server")
 
 ObserverKey = tuple[str, str, str]
+
+# Greenlets running first reads of new observers, each with a database connection.
+LOADERS = 2
 
 # Notifications closer together than this (seconds) are a flood: see Hub._gather.
 COALESCE_GAP = 0.002
@@ -62,6 +69,7 @@ class Hub:
         self._fence_numbers = itertools.count(1)
         self.server_id = random_id()
         self.listener = Listener(connect, self._received, self._reconnected, always=(FENCE_CHANNEL,))
+        self._loaders = WorkerPool(LOADERS)
         self._greenlet = gevent.spawn(self._run)
 
     # --- called from session greenlets ----------------------------------------------
@@ -78,8 +86,10 @@ class Hub:
                 observer = self._call(Observer, self.registry, publication, params, user_id)
                 self.observers[key] = observer
                 logger.debug("observing %s%s for user %s", key[0], key[1], key[2])
-                self.listener.listen(observer.channels)  # before the load: see the module docstring
-                self._call(_retrying_lost_connections, observer.load)
+                observer.arrived = []
+                self.listener.listen(observer.channels)  # before the read: see the module docstring
+                results = self._loaders.run(_retrying_lost_connections, observer.read)
+                self._call(self._install, observer, results)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
                 self._ready.pop(key, None)
@@ -121,6 +131,7 @@ class Hub:
 
     def stop(self) -> None:
         self._greenlet.kill()
+        self._loaders.stop()
         self.listener.stop()
 
     # --- the hub's greenlet ------------------------------------------------------------
@@ -157,6 +168,8 @@ class Hub:
                     for observer in list(self.observers.values()):
                         if observer.loaded:
                             self._guarded(observer, observer.load)
+                        else:  # its first read is running: what it misses is lost
+                            observer.stale = True
             except Exception:
                 logger.exception("the hub failed to process %s", command[0])
                 close_broken_connections()
@@ -200,9 +213,22 @@ class Hub:
             return
         names = {change.collection for change in changes}
         for observer in list(self.observers.values()):
-            if observer.loaded and observer.collections & names:
+            if observer.collections & names:
                 relevant = [change for change in changes if change.collection in observer.collections]
-                self._guarded(observer, observer.apply, relevant)
+                if observer.loaded:
+                    self._guarded(observer, observer.apply, relevant)
+                elif observer.arrived is not None:
+                    observer.arrived += relevant  # applied once its first read is installed
+
+    def _install(self, observer: Observer, results: list[dict[str, dict[str, Any]]]) -> None:
+        """A first read is done: take it, then apply what arrived meanwhile (no subscriber yet)."""
+        observer.install(results)
+        arrived, observer.arrived = observer.arrived or [], None
+        if arrived:
+            _retrying_lost_connections(observer.apply, arrived)
+        if observer.stale:
+            observer.stale = False
+            _retrying_lost_connections(observer.load)
 
     def _guarded(self, observer: Observer, func: Callable[..., None], *args: Any) -> None:
         """Run an observer step; if the publication fails, end its subscriptions (D-54).
@@ -247,14 +273,13 @@ class Hub:
             session.withdraw(sub_id)
 
 
-def _retrying_lost_connections(func: Callable[..., None], *args: Any, attempts: int = 15) -> None:
+def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: int = 15) -> Any:
     from django.db import InterfaceError, OperationalError
 
     delay = 0.1
     for attempt in range(attempts):
         try:
-            func(*args)
-            return
+            return func(*args)
         except (OperationalError, InterfaceError) as exc:
             close_broken_connections()
             if attempt == attempts - 1:

@@ -74,6 +74,10 @@ class Observer:
         self.documents: Documents = {}
         self.subscribers: dict[tuple[Session, str], None] = {}  # ordered: insertion order
         self.loaded = False
+        # While a first read runs elsewhere: the Changes that arrived meanwhile, to apply
+        # after it, and whether the LISTEN connection was lost meanwhile (read again).
+        self.arrived: list[Change] | None = None
+        self.stale = False
 
     def _observe(self, queryset: models.QuerySet[Any]) -> ObservedQuery:
         if not isinstance(queryset, models.QuerySet):
@@ -122,19 +126,28 @@ class Observer:
 
     # --- reading the database --------------------------------------------------------
 
+    def read(self) -> list[dict[str, dict[str, Any]]]:
+        """Every queryset's rows now, as id -> published fields; changes nothing here.
+
+        The Hub runs a first read away from its own greenlet (see `install`).
+        """
+        return [_run(query) for query in self.queries]
+
+    def install(self, results: list[dict[str, dict[str, Any]]]) -> None:
+        """Take a first `read` as the documents: nothing to compare with and no one to tell."""
+        for query, rows in zip(self.queries, results, strict=True):
+            query.ids = set(rows)
+            self.documents.setdefault(query.name, {}).update(rows)
+        self.loaded = True
+
     def load(self) -> None:
-        """Run every queryset and send subscribers the difference (first load, or resync)."""
+        """Run every queryset and send subscribers the difference (a resync)."""
+        results = self.read()
         if not self.documents and not self.subscribers:
-            # A first load: nothing to compare with and no one to tell.
-            for query in self.queries:
-                rows = _run(query)
-                query.ids = set(rows)
-                self.documents.setdefault(query.name, {}).update(rows)
-            self.loaded = True
+            self.install(results)
             return
         fresh: dict[tuple[str, str], dict[str, Any]] = {}
-        for query in self.queries:
-            rows = _run(query)
+        for query, rows in zip(self.queries, results, strict=True):
             query.ids = set(rows)
             for doc_id, fields in rows.items():
                 fresh[(query.name, doc_id)] = fields

@@ -9,7 +9,7 @@ import pytest
 
 from tests.ddp_client import DDPClient
 from tests.server_process import ServerProcess
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Note, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,3 +73,38 @@ def test_closing_the_connection_releases_its_observers(debug_server: ServerProce
         client.connect()
         client.sub("LongBooks", 123_456, id="s")
     debug_server.wait_for_log(r"stopped observing LongBooks", start=start)
+
+
+# --- first reads run beside the hub --------------------------------------------------------
+
+
+def test_a_slow_first_read_holds_up_no_other_subscription(server: ServerProcess) -> None:
+    """While one publication's first read runs, other observers' changes still go out."""
+    tag = Tag.objects.create(name="slow to read")
+    note = Note.objects.create(text="watched")
+    with DDPClient(server.ws_url) as watcher, DDPClient(server.ws_url) as newcomer:
+        watcher.connect()
+        watcher.sub("AllNotes", id="n")
+        newcomer.connect()
+        newcomer.send({"msg": "sub", "name": "SlowTags", "params": [3], "id": "slow"})
+        time.sleep(0.5)  # its first read is under way, for 3 s
+        note.text = "changed meanwhile"
+        note.save()
+        watcher.recv_until(lambda m: m.get("msg") == "changed" and m.get("id") == str(note.pk), timeout=2.0)
+        newcomer.recv_until(lambda m: m.get("msg") == "ready", timeout=15)
+        assert newcomer.collections["testapp.tag"][str(tag.pk)] == {"name": "slow to read"}
+
+
+def test_changes_during_a_first_read_reach_the_new_subscriber(server: ServerProcess) -> None:
+    """The read's snapshot predates them: they are applied after it, before `ready`."""
+    renamed = Tag.objects.create(name="before the read")
+    with DDPClient(server.ws_url) as client:
+        client.connect()
+        client.send({"msg": "sub", "name": "SlowTags", "params": [1], "id": "slow"})
+        time.sleep(0.4)  # the read's query has begun: these are not in its result
+        renamed.name = "renamed during the read"
+        renamed.save()
+        Tag.objects.create(name="added during the read")
+        client.recv_until(lambda m: m.get("msg") == "ready", timeout=15)
+        expected = {str(tag.pk): {"name": tag.name} for tag in Tag.objects.all()}
+        assert client.collections["testapp.tag"] == expected

@@ -154,6 +154,18 @@ class FragileBooks(Publication):
         ]
 
 
+class SlowTags(Publication):
+    """Its query takes `seconds` (PostgreSQL sleeps in it): a first read that takes a while."""
+
+    def get_queries(self, seconds):
+        from django.db.models.expressions import RawSQL
+
+        slow = RawSQL(
+            "SELECT t.id FROM testapp_tag t CROSS JOIN (SELECT pg_sleep(%s)) AS s", [float(seconds)]
+        )
+        return [models.Tag.objects.filter(pk__in=slow)]
+
+
 class FailingPublication(Publication):
     def get_queries(self):
         raise ValueError("publication bug")
@@ -175,6 +187,7 @@ API.register(
         LongBooks,
         FailingPublication,
         FragileBooks,
+        SlowTags,
         RefusingPublication,
     ]
 )
