@@ -48,6 +48,10 @@ HOST = "127.0.0.1"
 # The targets for one server process.
 TARGET_CONNECTIONS = 19_000
 TARGET_KIB_PER_CONNECTION = 15.0
+# The hub's loader greenlets (dddp.server.hub.LOADERS) open their database
+# connections at the first subscriptions, not at start: allowed on top of the
+# baseline, as they do not grow with the number of clients.
+FIRST_READ_CONNECTIONS = 2
 TARGET_ANSWER_SECONDS = 1.0
 
 #: A new client's steps, as `full_session` times them.
@@ -76,13 +80,14 @@ async def full_session(port: int, method_id: str = "m1") -> dict[str, float]:
         client = DDPClient(websocket)
         await client.connect()
         step("connect")
-        await client.subscribe("s1", "AllBooks", [])
+        documents = await client.subscribe("s1", "AllBooks", [])
         step("sub")
         await client.call(method_id, "count_books", [])
         step("method")
     finally:
         websocket.close()
     steps["total"] = last - started
+    steps["documents"] = documents  # what each session's subscription holds
     return steps
 
 
@@ -248,6 +253,7 @@ class CapacityRun:
             answer_seconds_max=round(max(totals), 4),
             answers_over_target=sum(1 for total in totals if total > TARGET_ANSWER_SECONDS),
             slowest_answer_steps={name: round(seconds, 4) for name, seconds in slowest.items()},
+            documents_per_subscription=answered[0]["documents"] if answered else None,
             held=asdict(held),
             hold_seconds=self.args.hold,
             hold_cpu_seconds=round(cpu_seconds(self.server.pid) - cpu_before, 2),
@@ -305,7 +311,7 @@ def verdicts(figures: dict[str, Any]) -> dict[str, bool]:
         f"every new client answered within {TARGET_ANSWER_SECONDS:g} s": not figures["probes_failed"]
         and figures["answer_seconds_max"] <= TARGET_ANSWER_SECONDS,
         "no database connection per client": db_connections is not None
-        and db_connections <= (figures["baseline_db_connections"] or 0),
+        and db_connections <= (figures["baseline_db_connections"] or 0) + FIRST_READ_CONNECTIONS,
         "clean shutdown (exit 0)": figures["exit_code"] == 0,
     }
 
@@ -323,6 +329,7 @@ def table(figures: dict[str, Any]) -> str:
     rows = [
         ("connections asked / opened / failed", f"{f['connections']} / {f['opened']} / {f['failed']}"),
         ("stage held", f["stage"]),
+        ("documents per subscription (AllBooks)", f"{f.get('documents_per_subscription')}"),
         ("ramp: seconds, connections/s", f"{f['ramp_seconds']} s, {f['connect_rate_per_second']}/s"),
         (
             "slowest handshake, listen queue overflows",

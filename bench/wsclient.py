@@ -153,11 +153,21 @@ class DDPClient:
         self.send({"msg": "connect", "version": "1", "support": ["1"]})
         return str((await self.receive_until("connected"))["session"])
 
-    async def subscribe(self, sub_id: str, name: str, params: list[Any]) -> None:
+    async def subscribe(self, sub_id: str, name: str, params: list[Any]) -> int:
+        """Subscribe; return how many documents (`added`) came before `ready`."""
         self.send({"msg": "sub", "id": sub_id, "name": name, "params": params})
-        ready = await self.receive_until("ready")
-        if sub_id not in ready.get("subs", []):
-            raise ConnectionEnded(f"ready for the wrong subscription: {ready}")
+        documents = 0
+        while True:
+            message = await self.receive()
+            kind = message.get("msg")
+            if kind == "added":
+                documents += 1
+            elif kind == "ready":
+                if sub_id not in message.get("subs", []):
+                    raise ConnectionEnded(f"ready for the wrong subscription: {message}")
+                return documents
+            elif kind in ("error", "nosub", "failed"):
+                raise ConnectionEnded(f"expected 'ready', got {message}")
 
     async def call(self, method_id: str, name: str, params: list[Any]) -> Any:
         """A method's result; the `updated` that may come before or after it is skipped."""
