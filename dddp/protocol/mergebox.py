@@ -16,8 +16,7 @@ observer replaces a document's dict on change rather than editing it).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from dddp.protocol import ejson, messages
 
@@ -33,9 +32,11 @@ Fields = dict[str, Any]
 #   ~270 per field for two holders. It goes back to a plain dict when one holder remains.
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     """One data message for the client; `fields` must not be mutated.
+
+    A named tuple rather than a frozen dataclass: one is made per document a
+    subscription sends, and a tuple is several times cheaper to make.
 
     `passthrough` is True exactly when the message is the one the calling subscription
     would have sent on its own: `kind` is what it did and `fields`/`cleared` are
@@ -183,7 +184,7 @@ class Mergebox:
             if owner is None:
                 stored = _without_id(fields)
                 view.put_single(sub, doc_id, stored)
-                return Outgoing("added", collection, doc_id, stored, passthrough=stored is fields)
+                return Outgoing("added", collection, doc_id, stored, (), stored is fields)
             if owner == sub:
                 raise ValueError(f"subscription {sub!r} already added {collection}/{doc_id}")
             first = view.pop_single(owner, doc_id)
