@@ -52,7 +52,7 @@ LOADERS = 2
 
 # Notifications closer together than this (seconds) are a flood: see Hub._gather.
 COALESCE_GAP = 0.002
-COALESCE_WAIT = 0.001
+COALESCE_WAIT = 0.002
 
 
 class Hub:
