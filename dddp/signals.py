@@ -326,13 +326,21 @@ def _needs_reading_back(instance: models.Model, update_fields: frozenset[str] | 
     - deferred fields were never loaded.
     - an F() expression or a database default (Django 5+) was written: the
       attribute still holds the expression, not the value it produced.
+    - generated columns (Django 5+): PostgreSQL computes them on every write,
+      and Django does not read them back after an update.
     """
-    if update_fields is not None or instance.get_deferred_fields():
+    model: Any = type(instance)  # a class is hashable, whatever mypy's stubs say of functools.cache
+    if update_fields is not None or instance.get_deferred_fields() or _has_generated_columns(model):
         return True
     return any(
         hasattr(getattr(instance, field.attname, None), "resolve_expression")
         for field in instance._meta.concrete_fields
     )
+
+
+@functools.cache
+def _has_generated_columns(model: type[models.Model]) -> bool:
+    return any(getattr(field, "generated", False) for field in model._meta.concrete_fields)
 
 
 def send_fence(token: str, using: str = "default") -> None:

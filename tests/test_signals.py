@@ -154,6 +154,11 @@ def test_database_defaults_are_sent_as_the_database_filled_them() -> None:
         assert change.fields["counter"] == 7
         assert change.fields["created"] is not None and change.fields["created"].year >= 2024
         assert change.id == str(stamp.pk)
+        assert change.fields["double"] == 14  # a generated column
+        stamp.counter = 10
+        stamp.save()  # an update: PostgreSQL computes `double` again
+        [change] = received(conn)
+        assert (change.fields["counter"], change.fields["double"]) == (10, 20)
     finally:
         conn.close()
 
