@@ -152,21 +152,10 @@ def _converters(model: type[models.Model]) -> tuple[tuple[str, str, Callable[[An
 # Columns whose values, as psycopg2 reads them, are already what a Change payload
 # carries: no conversion and no `canonical` check (integers of 32 bits or fewer
 # never pass 2**53). Exact field classes only: a subclass may convert.
-_READ_AS_IS: frozenset[type[models.Field[Any, Any]]] = frozenset(
-    {
-        models.CharField,
-        models.TextField,
-        models.EmailField,
-        models.SlugField,
-        models.URLField,
-        models.IntegerField,
-        models.SmallIntegerField,
-        models.PositiveIntegerField,
-        models.PositiveSmallIntegerField,
-        models.BooleanField,
-        models.FloatField,
-    }
-)
+_READ_AS_IS: frozenset[type[models.Field[Any, Any]]] = frozenset(_NATURAL_TYPES) - {
+    models.BigIntegerField,
+    models.PositiveBigIntegerField,
+}
 
 
 def row_reader(model: type[models.Model]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
