@@ -6,6 +6,7 @@ DDDP_* settings from environment variables of the same names, so one test can
 start a server with, say, a 0.2 s heartbeat.
 """
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,8 +33,12 @@ if django.VERSION >= (5, 0):  # database defaults (db_default) arrived in Django
     INSTALLED_APPS.append("tests.defaultsapp")
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.testapp.urls"
-# DDDP_TEST_PGDATA lets parallel runs (tox environments) keep separate embedded servers.
-EMBEDDED_PGDATA = os.environ.get("DDDP_TEST_PGDATA") or Path(tempfile.gettempdir()) / "dddp-tests-pgdata"
+# One embedded server per checkout (two checkouts' runs would drop each other's
+# test database); DDDP_TEST_PGDATA chooses the folder, e.g. one per tox environment.
+_CHECKOUT = hashlib.sha256(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:12]
+EMBEDDED_PGDATA = (
+    os.environ.get("DDDP_TEST_PGDATA") or Path(tempfile.gettempdir()) / f"dddp-tests-{_CHECKOUT}"
+)
 DATABASES = {"default": database_settings(EMBEDDED_PGDATA)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
