@@ -48,7 +48,7 @@ def ensure_virtualenv(extras: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    python = ensure_virtualenv("embedded")
+    python = ensure_virtualenv("example")
     manage = str(REPO / "example" / "manage.py")
     subprocess.run([str(python), manage, "migrate", "--no-input", "--verbosity", "0"], check=True)
     address = argv[0] if argv else "127.0.0.1:8000"
