@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +48,49 @@ def ensure_virtualenv(extras: str) -> Path:
     return python
 
 
+def port_is_free(host: str, port: int) -> str | None:
+    """None if `host:port` can be listened on now, else why not."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(REPO))  # for the one parser of [[HOST:]PORT]; it needs only the stdlib
+    from argparse import ArgumentTypeError
+
+    from dddp.server.options import DEFAULT_HOST, DEFAULT_PORT, parse_addrport
+
+    has_address = bool(argv) and not argv[0].startswith("-")
+    address = argv[0] if has_address else f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+    options = argv[1:] if has_address else argv
+    try:
+        host, port = parse_addrport(address)
+    except ArgumentTypeError as exc:
+        print(f"example/run.py: {exc}", file=sys.stderr)
+        return 2
+    # Before the set-up and the "open ..." line: a taken port is said at once.
+    why = None if "-h" in options or "--help" in options else port_is_free(host, port)
+    if why:
+        print(
+            f"example/run.py: cannot listen on {host}:{port}: {why}; "
+            f"give another [[HOST:]PORT], e.g. python3 example/run.py {port + 1}",
+            file=sys.stderr,
+        )
+        return 1
     python = ensure_virtualenv("example")
     manage = str(REPO / "example" / "manage.py")
     subprocess.run([str(python), manage, "migrate", "--no-input", "--verbosity", "0"], check=True)
-    address = argv[0] if argv else "127.0.0.1:8000"
-    print(f"bookstore example: open http://{address}/ (DDP at ws://{address}/websocket)", flush=True)
-    os.execv(str(python), [str(python), manage, "dddp", address, *argv[1:]])
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if port == 0:
+        print("bookstore example: dddp picks a free port and logs its address below", flush=True)
+    else:
+        print(f"bookstore example: open http://{shown}/ (DDP at ws://{shown}/websocket)", flush=True)
+    os.execv(str(python), [str(python), manage, "dddp", shown, *options])
 
 
 if __name__ == "__main__":
