@@ -267,7 +267,7 @@ def many_to_many_ids(
     using: str | None = None,
 ) -> dict[Any, list[str]]:
     """For each pk, the document ids its many-to-many `field` holds, in the order they were added."""
-    through = field.remote_field.through
+    through: Any = field.remote_field.through  # a model class once the app registry is ready
     source = through._meta.get_field(field.m2m_field_name()).attname
     target = through._meta.get_field(field.m2m_reverse_field_name()).attname
     related: dict[Any, list[str]] = {pk: [] for pk in pks}

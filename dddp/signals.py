@@ -230,7 +230,7 @@ def _saves_as_before(model: type[models.Model]) -> None:
     if getattr(wrapper, "dddp_original", None) is None:
         return
     if wrapper.dddp_own:  # type: ignore[union-attr]
-        model.save_base = wrapper.dddp_original  # type: ignore[union-attr]
+        model.save_base = wrapper.dddp_original  # type: ignore[union-attr,method-assign]
     else:
         delattr(model, "save_base")
 
