@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.hub import Hub
 from dddp.server.session import Session
 from dddp.server.websocket import WebSocketTransport
-from dddp.server.workers import WorkerPool
+from dddp.server.workers import STOP_GRACE, WorkerPool
 
 logger = logging.getLogger("dddp.server")
 
@@ -22,6 +23,16 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Raw WebSocket DDP endpoints, as Meteor's server has them (S-4).
 WEBSOCKET_PATHS = ("/websocket", "/websocket/")
+
+#: Seconds a shutdown gives clients to answer its close frames (one round trip).
+CLOSE_GRACE = 0.5
+#: Seconds the whole stop may last past DDDP_SHUTDOWN_TIMEOUT: CLOSE_GRACE, then
+#: the method workers' and the hub's STOP_GRACE (0.2 s in all), then a margin for
+#: the work itself. That work (a close frame and a log line per connection) grows
+#: with the number of connections: with many thousands it needs more than the margin.
+STOP_OVERRUN = 1.0
+# How often a shutdown checks whether the last request has been answered.
+_IDLE_POLL = 0.02
 
 
 class DDPServer:
@@ -53,6 +64,7 @@ class DDPServer:
         self.hub = Hub(registry, connect_listener)
         self.sessions: set[Session] = set()
         self.accepting = True
+        self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -92,6 +104,8 @@ class DDPServer:
 
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
+        if not self.sessions:
+            self._no_sessions.set()
 
     def _tick_heartbeats(self) -> None:
         """One greenlet drives every session's heartbeat, instead of a timer each."""
@@ -104,28 +118,60 @@ class DDPServer:
             for session in list(self.sessions):
                 session.check_heartbeat(now)
 
-    def _wait_idle(self, timeout: float) -> bool:
-        """Wait until no session has a request received but unanswered; True if so."""
-        deadline = time.monotonic() + timeout
+    def _wait_idle(self, deadline: float, hurry: Event) -> bool:
+        """Wait until no session has a request received but unanswered; True if so.
+
+        Gives up at `deadline` (a `time.monotonic()` value) or when `hurry` is set.
+        """
         while not (self.workers.idle and all(session.idle for session in self.sessions)):
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or hurry.is_set():
                 return False
-            gevent.sleep(0.05)
+            hurry.wait(min(_IDLE_POLL, remaining))
         return True
 
-    def shut_down(self, timeout: float) -> None:
-        """Stop taking sessions, let running methods finish, then close every session."""
+    def shut_down(self, timeout: float, *, started: float | None = None, hurry: Event | None = None) -> None:
+        """Stop taking sessions, let running methods finish, then close every session.
+
+        Returns at most `timeout` + STOP_OVERRUN seconds after `started` (a
+        `time.monotonic()` value; default now): running methods get until
+        `started` + `timeout`; methods still running then are killed; every
+        session is closed with 1001 and its client gets CLOSE_GRACE seconds
+        to answer; then the hub and its Listener stop. With nothing running
+        and clients that answer, it takes a round trip. Setting `hurry` (a
+        second signal) cuts every wait short. (See STOP_OVERRUN for what
+        many connections add.)
+        """
+        started = time.monotonic() if started is None else started
+        hurry = hurry or Event()
         self.accepting = False
-        if not self._wait_idle(timeout):
-            logger.warning("requests still running after %.1fs; closing anyway", timeout)
+        if not self._wait_idle(started + timeout, hurry):
+            waiting = sum(not session.idle for session in self.sessions)
+            # A method abandoned here gets no result: its client reconnects (to
+            # another process, or to this one restarted) and Meteor re-sends every
+            # method not yet answered, so the call is retried, not lost.
+            logger.warning(
+                "%s with requests unanswered on %d connection(s): "
+                "abandoning %d method call(s) still running or waiting",
+                "second signal" if hurry.is_set() else f"DDDP_SHUTDOWN_TIMEOUT ({timeout:g}s) reached",
+                waiting,
+                self.workers.pending,
+            )
+        self.workers.stop(STOP_GRACE)
+        self._no_sessions.clear()
+        if not self.sessions:
+            self._no_sessions.set()
         for session in list(self.sessions):
             session.shut_down()
-        deadline = time.monotonic() + 2.0
-        while self.sessions and time.monotonic() < deadline:
-            gevent.sleep(0.05)
-        self._ticker.kill()
-        self.hub.stop()
-        self.workers.stop()
+        # Each close frame goes out in a writer greenlet: let them all write what the
+        # sockets take now, so that the grace starts once the frames are sent.
+        gevent.sleep(0)
+        if not hurry.is_set():
+            gevent.wait([self._no_sessions, hurry], timeout=CLOSE_GRACE, count=1)
+        for session in list(self.sessions):
+            session.abort("no answer to the close frame")  # shuts the socket; logs its close
+        self._ticker.kill(block=False)
+        self.hub.stop(STOP_GRACE)
 
 
 def _plain(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:

@@ -37,7 +37,7 @@ from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer
 from dddp.server.session import corked
-from dddp.server.workers import WorkerPool, close_broken_connections
+from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections
 
 if TYPE_CHECKING:
     from dddp.api import Publication, Registry
@@ -129,10 +129,16 @@ class Hub:
     def drop_fence(self, token: str) -> None:
         self._fences.pop(token, None)
 
-    def stop(self) -> None:
-        self._greenlet.kill()
-        self._loaders.stop()
-        self.listener.stop()
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        """Stop the hub's greenlet, its loaders and the Listener, within about `timeout` seconds.
+
+        A first read still running is abandoned: its subscriber is gone too.
+        """
+        deadline = time.monotonic() + timeout
+        self._greenlet.kill(block=False)
+        self._loaders.stop(timeout)
+        self.listener.stop(max(0.0, deadline - time.monotonic()))
+        self._greenlet.join(max(0.0, deadline - time.monotonic()))
 
     # --- the hub's greenlet ------------------------------------------------------------
 

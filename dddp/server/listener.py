@@ -68,9 +68,11 @@ class Listener:
         os.write(self._wake_write, b"x")
         done.get()
 
-    def stop(self) -> None:
-        self._greenlet.kill()
-        if self._connection is not None:
+    def stop(self, timeout: float = 0.1) -> None:
+        """End the greenlet (waiting at most `timeout` seconds) and close the connection."""
+        self._greenlet.kill(timeout=timeout)
+        # One still alive is stuck in the connection: the process's exit closes it.
+        if self._greenlet.dead and self._connection is not None:
             self._connection.close()
 
     # --- the listener's own greenlet ---------------------------------------------

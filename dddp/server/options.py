@@ -40,7 +40,8 @@ def build_parser(prog: str = "dddp") -> argparse.ArgumentParser:
         epilog=(
             "The Django settings module comes from --settings or DJANGO_SETTINGS_MODULE. "
             "Stop with Ctrl-C or SIGTERM: the server stops accepting, lets running "
-            "methods finish (DDDP_SHUTDOWN_TIMEOUT seconds), then closes every socket."
+            "methods finish (DDDP_SHUTDOWN_TIMEOUT seconds), then closes every socket; "
+            "it exits at most 1 s after that timeout (a second signal: at once)."
         ),
     )
     parser.add_argument(

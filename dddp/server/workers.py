@@ -14,12 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from gevent.event import AsyncResult
-from gevent.queue import Queue
+from gevent.queue import Empty, Queue
 
 logger = logging.getLogger("dddp.server")
 
 _STOP = object()
+
+#: Seconds `WorkerPool.stop` waits, at most, for its killed greenlets to unwind
+#: (a killed method's transaction rolls back in milliseconds).
+STOP_GRACE = 0.1
 
 
 class WorkerPool:
@@ -28,42 +33,81 @@ class WorkerPool:
     def __init__(self, size: int):
         self.size = size
         self._jobs: Queue[Any] = Queue()
-        self._busy = 0
+        self._busy: set[gevent.Greenlet] = set()
         self._greenlets = [gevent.spawn(self._work) for _ in range(size)]
 
     def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run `func(*args)` on a worker; return its value or raise its exception."""
+        """Run `func(*args)` on a worker; return its value or raise its exception.
+
+        If `stop` abandons the job, this raises GreenletExit: the calling
+        greenlet ends quietly, as gevent ends a killed one.
+        """
         result: AsyncResult[Any] = AsyncResult()
         self._jobs.put((func, args, result))
         return result.get()
 
     @property
     def idle(self) -> bool:
-        return self._busy == 0 and self._jobs.empty()
+        return not self._busy and self._jobs.empty()
+
+    @property
+    def pending(self) -> int:
+        """Jobs running or waiting for a worker."""
+        return len(self._busy) + self._jobs.qsize()
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is _STOP:
-                break
-            func, args, result = job
-            self._busy += 1
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                self._run_job(*job)
+        finally:
+            # Also when `stop` killed the job: a query it was waiting on has
+            # already closed its connection (psycopg2 closes one whose wait is
+            # interrupted); closing the others only sends a Terminate message.
+            from django.db import connections
+
+            connections.close_all()
+
+    def _run_job(self, func: Callable[..., Any], args: tuple[Any, ...], result: AsyncResult[Any]) -> None:
+        current = gevent.getcurrent()
+        self._busy.add(current)
+        try:
             try:
                 result.set(func(*args))
+            except GreenletExit as exc:  # killed by `stop`: the caller is told, the worker ends
+                result.set_exception(exc)
+                raise
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
                 result.set_exception(exc)
-            finally:
-                close_broken_connections()
-                self._busy -= 1
-        from django.db import connections
+            close_broken_connections()
+        finally:
+            self._busy.discard(current)
 
-        connections.close_all()
+    def stop(self, timeout: float = STOP_GRACE) -> int:
+        """Stop now; return how many jobs were abandoned (running or waiting).
 
-    def stop(self) -> None:
-        """Let each worker finish its job, close its connections and exit."""
+        Waiting jobs are dropped and running ones killed (their callers get
+        GreenletExit); idle workers close their database connections and
+        exit. Returns within `timeout` seconds even if a killed job does not
+        unwind (a method that catches GreenletExit, a database that does not
+        answer): such a greenlet is left to the end of the process.
+        """
+        abandoned = len(self._busy)
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Empty:
+                break
+            if job is not _STOP:
+                abandoned += 1
+                job[2].set_exception(GreenletExit())
         for _ in self._greenlets:
             self._jobs.put(_STOP)
-        gevent.joinall(self._greenlets, timeout=5)
+        gevent.killall(list(self._busy), block=False)
+        gevent.joinall(self._greenlets, timeout=timeout)
+        return abandoned
 
 
 def close_broken_connections() -> None:
