@@ -64,40 +64,96 @@ class StartupError(Exception):
 
 
 def serve(options: Options) -> int:
-    for path in reversed(options.pythonpath):
-        sys.path.insert(0, os.path.abspath(path))
+    add_to_python_path(options.pythonpath)
     if options.settings:
         os.environ["DJANGO_SETTINGS_MODULE"] = options.settings
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise StartupError("no Django settings: pass --settings MODULE or set DJANGO_SETTINGS_MODULE")
     setup_django()
-    server_app = build_app(options.serve_django)
-    http_server = listen(options.host, options.port, server_app)
+    # Bind first: a start that fails on the port must not have started anything
+    # (the hub's LISTEN connection, heartbeats) that would then log on the way out.
+    http_server = listen(options.host, options.port)
+    try:
+        server_app = build_app(options.serve_django)
+    except BaseException:
+        http_server.close()
+        raise
+    http_server.application = server_app
     return run_until_stopped(http_server, server_app)
+
+
+def add_to_python_path(directories: list[str]) -> None:
+    """`--pythonpath` directories first, then the current directory, as gunicorn and daphne do.
+
+    `python -m dddp` and `manage.py` already have it; the `dddp` console script
+    would otherwise have only its own bin directory, and the brief's
+    `DJANGO_SETTINGS_MODULE=mysite.settings dddp` could not import `mysite`.
+    Python's own opt-out is honoured: with `-P` or PYTHONSAFEPATH set, the
+    current directory is not added.
+    """
+    paths = [os.path.abspath(path) for path in directories]
+    if not sys.flags.safe_path:
+        paths.append(os.getcwd())
+    present = {os.path.abspath(entry or os.curdir) for entry in sys.path}
+    for path in reversed(paths):
+        if path not in present:
+            sys.path.insert(0, path)
 
 
 def setup_django() -> None:
     import django
     from django.core import checks
 
+    settings_module = os.environ["DJANGO_SETTINGS_MODULE"]
+    import_settings(settings_module)
     try:
         django.setup()
-    except Exception as exc:  # noqa: BLE001 - any import error in the user's settings
+    except Exception as exc:  # noqa: BLE001 - any error in the user's apps or ddp.py
         raise StartupError(
-            f"cannot load Django settings {os.environ['DJANGO_SETTINGS_MODULE']!r}: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"cannot set up Django with settings {settings_module!r}: {_describe(exc)}"
         ) from None
-    errors = [m for m in checks.run_checks() if m.is_serious()]
+    messages = [m for m in checks.run_checks() if not m.is_silenced()]
+    for message in messages:
+        if not message.is_serious():
+            logger.warning("system check %s", _check_text(message))
+    errors = [m for m in messages if m.is_serious()]
     if errors:
-        raise StartupError("system check failed: " + "; ".join(f"{m.id} {m.msg}" for m in errors))
+        raise StartupError("system check failed: " + "; ".join(_check_text(m) for m in errors))
     from django.db import OperationalError, connection
 
     try:
         connection.ensure_connection()
     except OperationalError as exc:
-        raise StartupError(f"cannot connect to the database: {_first_line(exc)}") from None
+        raise StartupError(
+            f"cannot connect to the database {_database_address(connection.settings_dict)}: "
+            f"{_first_line(exc)}"
+        ) from None
     finally:
         connection.close()
+
+
+def import_settings(module: str) -> None:
+    """Import the settings module, or say which module failed to import and why."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and "." not in missing and module.startswith(missing):
+            raise StartupError(
+                f"cannot load Django settings {module!r}: there is no module {missing!r} on the "
+                f"Python path (run dddp from the folder that holds {missing!r}, or pass --pythonpath DIR)"
+            ) from None
+        if missing and (module == missing or module.startswith(missing + ".")):
+            package, _, name = missing.rpartition(".")
+            where = getattr(sys.modules.get(package), "__path__", [package])[0]
+            raise StartupError(
+                f"cannot load Django settings {module!r}: there is no module {name!r} in {where}"
+            ) from None
+        raise StartupError(f"cannot load Django settings {module!r}: {_describe(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - anything the user's settings raise
+        raise StartupError(f"cannot load Django settings {module!r}: {_describe(exc)}") from None
 
 
 def build_app(serve_django: bool) -> DDPServer:
@@ -136,13 +192,14 @@ def connect_listener() -> object:
     return psycopg2.connect(**connections["default"].get_connection_params())
 
 
-def listen(host: str, port: int, app: DDPServer) -> WSGIServer:
+def listen(host: str, port: int) -> WSGIServer:
+    """The bound, listening server socket; its `application` is set once it is built."""
     from gevent.pywsgi import WSGIServer
     from geventwebsocket.handler import WebSocketHandler
 
     http_server = WSGIServer(
         (host, port),
-        app,
+        None,
         backlog=2048,  # gevent's 128 drops connections when thousands of clients (re)connect at once
         handler_class=WebSocketHandler,
         log=logging.getLogger("dddp.server.http"),
@@ -151,13 +208,22 @@ def listen(host: str, port: int, app: DDPServer) -> WSGIServer:
     try:
         http_server.init_socket()
     except OSError as exc:
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # gevent appends the address to strerror; the message already says it.
+        reason = exc.strerror.split(": (")[0] if exc.strerror else str(exc)
+        raise StartupError(f"cannot listen on {host}:{port}: {reason}") from None
     return http_server
 
 
 def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
+    """Serve until SIGTERM or SIGINT, then stop gracefully and return 0.
+
+    The process exits at most DDDP_SHUTDOWN_TIMEOUT + `STOP_OVERRUN` (1 s)
+    after the signal (see `DDPServer.shut_down`). A second signal during the
+    stop cuts it short: running methods are abandoned at once.
+    """
     import gc
     import signal
+    import time
 
     import gevent
     from gevent.event import Event
@@ -165,9 +231,19 @@ def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
     from dddp import __version__
     from dddp.conf import dddp_settings
 
-    stop = Event()
+    stop, hurry = Event(), Event()
+    signalled: list[float] = []  # when the first signal arrived: the stop's deadline counts from it
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            signalled.append(time.monotonic())
+            stop.set()
+        elif not hurry.is_set():
+            logger.warning("second signal: stopping now")
+            hurry.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(signum, stop.set)
+        gevent.signal_handler(signum, on_signal)
     http_server.start()
     # Everything loaded so far lives as long as the process: keep it out of the
     # garbage collector's full passes, which otherwise walk it again and again.
@@ -184,11 +260,60 @@ def run_until_stopped(http_server: WSGIServer, server_app: DDPServer) -> int:
     )
     stop.wait()
     logger.info("shutting down: %d connection(s) open", len(server_app.sessions))
-    http_server.close()  # stop accepting; open connections go on
-    server_app.shut_down(dddp_settings.SHUTDOWN_TIMEOUT)
-    http_server.stop(timeout=1)
-    logger.info("stopped")
+    # Stop accepting. (The server has no pool of handlers, so there is nothing
+    # for `http_server.stop` to wait for: a Django request still running is
+    # cut when the process exits.)
+    http_server.close()
+    server_app.shut_down(dddp_settings.SHUTDOWN_TIMEOUT, started=signalled[0], hurry=hurry)
+    logger.info("stopped after %.2fs", time.monotonic() - signalled[0])
     return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """`FieldError: Cannot resolve keyword... (bookstore/ddp.py, line 12)`: what and where.
+
+    The place is the deepest frame of the traceback outside the standard
+    library and installed packages: the user's own line, where there is one.
+    """
+    import sysconfig
+    import traceback
+
+    installed = tuple(
+        os.path.realpath(p) + os.sep
+        for p in {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        frames.append(traceback.FrameSummary(exc.filename, exc.lineno or 0, ""))
+    own = [f for f in frames if not os.path.realpath(f.filename).startswith(installed)]
+    reason = exc.msg if isinstance(exc, SyntaxError) else _first_line(exc)  # str() has the place too
+    text = f"{type(exc).__name__}: {reason}"
+    if own:
+        text += f" ({os.path.relpath(own[-1].filename)}, line {own[-1].lineno})"
+    return text
+
+
+def _database_address(settings_dict: dict[str, object]) -> str:
+    """`'postgres' at 127.0.0.1:5432 as user 'app'`: what a connection attempt tried."""
+    host = str(settings_dict.get("HOST") or "localhost")
+    port = str(settings_dict.get("PORT") or "5432")
+    where = f"socket {host} port {port}" if host.startswith("/") else f"{host}:{port}"
+    text = f"{settings_dict.get('NAME')!r} at {where}"
+    if settings_dict.get("USER"):
+        text += f" as user {settings_dict['USER']!r}"
+    return text
+
+
+def _check_text(message: object) -> str:
+    """A system check message on one line: `dddp.W001 Unknown setting... (hint: ...)`."""
+    from django.core.checks import CheckMessage
+
+    assert isinstance(message, CheckMessage)
+    obj = "" if message.obj is None else f"{message.obj}: "
+    text = f"{message.id} {obj}{message.msg}"
+    if message.hint:
+        text += f" (hint: {message.hint})"
+    return " ".join(text.split())
 
 
 def _first_line(exc: BaseException) -> str:
