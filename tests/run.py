@@ -3,7 +3,8 @@
 
 It sets itself up: the virtualenv of example/run.py with the test extras, the
 Node DDP clients of tests/node (`npm ci`, when npm is there; without Node those
-tests are skipped and say why), then pytest. PostgreSQL is embedded unless
+tests are skipped and say why), nginx from Debian's packages when run as root
+(without it the proxy tests are skipped and say why), then pytest. PostgreSQL is embedded unless
 DATABASE_URL names a server.
 """
 
@@ -43,9 +44,39 @@ def ensure_node_clients() -> None:
     stamp.write_text(wanted)
 
 
+def ensure_nginx() -> None:
+    """nginx, for the test of docs/production.rst's proxy configuration: from Debian, as root."""
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print("nginx not found: the tests of the production proxy configuration will be skipped", flush=True)
+        return
+    print("installing nginx (apt-get) for the tests of docs/production.rst", flush=True)
+    # Installing must not start Debian's default site on port 80: the tests run
+    # nginx themselves. policy-rc.d's exit status 101 forbids service starts.
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        quiet = {"stdout": subprocess.DEVNULL}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            **quiet,
+        )
+    finally:
+        if ours:
+            policy.unlink()
+
+
 def main(argv: list[str]) -> int:
     python = load_example_runner().ensure_virtualenv("test")
     ensure_node_clients()
+    ensure_nginx()
     os.chdir(REPO)
     return subprocess.run([str(python), "-m", "pytest", *argv]).returncode
 

@@ -2,17 +2,22 @@
 
 The database is `$DATABASE_URL` when set, else an embedded PostgreSQL whose
 data lives in example/pgdata (created on first start, kept across restarts).
+What changes in production comes from the environment, as
+docs/production.rst advises: DJANGO_DEBUG (on unless "0"), DJANGO_SECRET_KEY,
+DJANGO_ALLOWED_HOSTS (comma-separated), DJANGO_STATIC_ROOT and
+DJANGO_TLS_PROXY.
 """
 
+import os
 from pathlib import Path
 
 from dddp.database import database_settings
 
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = "example-only-not-secret"
-DEBUG = True
-ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() in ("1", "true", "yes", "on")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -27,6 +32,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files with DEBUG off: after SecurityMiddleware, whose headers
+    # files get too, and before the rest, which has nothing to do for a file.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,7 +67,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
 TIME_ZONE = "UTC"
+
+# Static files (the admin's CSS and scripts). dddp serves them itself only
+# under DEBUG, as runserver does; with DEBUG off WhiteNoise serves them. In
+# production they are collected once, `DJANGO_STATIC_ROOT=/path manage.py
+# collectstatic`, and WhiteNoise serves that folder under hashed, compressed
+# names that browsers may cache forever. Without DJANGO_STATIC_ROOT, WhiteNoise
+# finds the same files in the apps at start-up instead, so that a fresh
+# checkout works with DEBUG off and no collectstatic step (slower to start,
+# and no hashed names: fine for an example, not for a site).
 STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
+if STATIC_ROOT:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+else:
+    WHITENOISE_USE_FINDERS = True
+
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (the nginx
+# configuration of docs/production.rst), Django must believe it to know a
+# request is https (CSRF checks of the admin's forms compare origins). Only
+# there: without such a proxy, any client could send the header.
+if os.environ.get("DJANGO_TLS_PROXY") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 LOGGING = {
     "version": 1,
