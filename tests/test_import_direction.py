@@ -1,4 +1,4 @@
-"""The one-way import rule (DESIGN.md "Layers and imports").
+"""The one-way import rule (docs/design.md, "Layers and imports").
 
 dddp.protocol imports no Django, no gevent, no sockets; the dddp.server package
 itself imports neither gevent nor Django (its entry point monkey-patches first).
@@ -53,7 +53,7 @@ def loaded_after_import(*modules: str) -> set[str]:
 
 @pytest.mark.parametrize("module", PROTOCOL_MODULES)
 def test_protocol_module_imports_no_django_gevent_or_sockets(module: str) -> None:
-    """DESIGN.md: dddp/protocol imports no Django, no gevent, no sockets."""
+    """docs/design.md: dddp/protocol imports no Django, no gevent, no sockets."""
     loaded = loaded_after_import(module)
     assert "dddp" in loaded
     forbidden = {"django", "gevent", "geventwebsocket", "psycopg2", "psycogreen", "socket", "_socket"}
@@ -66,7 +66,7 @@ def test_all_protocol_modules_together_import_no_django_gevent_or_psycopg2() -> 
 
 
 def test_server_package_imports_neither_gevent_nor_django() -> None:
-    """DESIGN.md: importing dddp.server (the package only) must not import gevent or Django,
+    """docs/design.md: importing dddp.server (the package only) must not import gevent or Django,
     so its entry point can monkey-patch before they load."""
     loaded = loaded_after_import("dddp.server")
     assert "dddp" in loaded

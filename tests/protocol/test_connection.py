@@ -1,7 +1,7 @@
 """Unit tests for dddp.protocol.connection: one DDP connection, sans IO.
 
 Data in (`receive(text, now)`, `check_heartbeat(now)`), events and texts out
-(`take_outgoing()`). Spec: /work/shared/spec/ddp-protocol.md sections 1.1 to 1.7
+(`take_outgoing()`). Spec: docs/ddp-protocol.md sections 1.1 to 1.7
 (D-1 .. D-88) and the malformed-input table in 1.4. Outgoing texts are compared as
 parsed JSON, never as strings (key order is not significant).
 """

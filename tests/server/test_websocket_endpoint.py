@@ -1,7 +1,7 @@
 """The raw WebSocket endpoint of a real server: connecting, heartbeats and bad input.
 
 Every test here talks to a real `dddp` process over loopback. Item ids are from
-the DDP checklist (shared/spec/ddp-protocol.md).
+the DDP checklist (docs/ddp-protocol.md).
 """
 
 from __future__ import annotations
