@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Sequence
+from types import FunctionType
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -25,6 +26,7 @@ from django.db import models
 from dddp import signals
 from dddp.methods import ConnectionInfo, Method, MethodInvocation, method
 from dddp.protocol.errors import MeteorError, match_failed
+from dddp.publication_checks import declaration_problems
 
 __all__ = [
     "API",
@@ -34,6 +36,7 @@ __all__ = [
     "Method",
     "MethodInvocation",
     "Publication",
+    "PublicationError",
     "Registry",
     "method",
 ]
@@ -70,6 +73,13 @@ class Collection:
         return fields
 
 
+class PublicationError(ImproperlyConfigured):
+    """A mistake in a publication's code (how it is declared, what get_queries returns).
+
+    Never the client's fault: the subscription gets 500 and the log says what is wrong.
+    """
+
+
 class Publication:
     """A named set of querysets a client subscribes to.
 
@@ -94,15 +104,37 @@ class Publication:
         This default serves `queries` and takes no parameters, so a client that
         subscribes to a `queries` publication with parameters gets 400.
         """
-        if self.queries is None:
-            raise ImproperlyConfigured(f"{type(self).__name__} needs `queries` or a `get_queries()` method")
+        type(self).check_declaration()
+        if self.queries is None:  # called as super().get_queries() by a get_queries of its own
+            raise PublicationError(f"{type(self).__name__} has no `queries` for Publication.get_queries()")
         return [query.all() for query in self.queries]  # .all(): a fresh, uncached copy
 
     @classmethod
+    def check_declaration(cls) -> None:
+        """Raise PublicationError for a mistake in how the class gives its querysets.
+
+        The mistakes the system checks report at start-up (dddp.E005-E007), for
+        when they were silenced or not run.
+        """
+        errors = [problem for problem in declaration_problems(cls) if problem.is_error]
+        if errors:
+            raise PublicationError(str(errors[0]))
+
+    @classmethod
     def check_params(cls, params: Sequence[Any]) -> None:
-        """Raise 400 "Match failed" when `params` do not fit `get_queries` (D-43)."""
+        """Raise 400 "Match failed" when `params` do not fit `get_queries` (D-43).
+
+        A mistake in the class itself is PublicationError, not the client's 400.
+        """
+        cls.check_declaration()
+        # A plain function is called bound to the instance: `self` is not a param.
+        bound = isinstance(inspect.getattr_static(cls, "get_queries"), FunctionType)
         try:
-            inspect.signature(cls.get_queries).bind(None, *params)
+            signature = inspect.signature(cls.get_queries)
+        except ValueError:  # a callable whose signature Python cannot tell: let the call decide
+            return
+        try:
+            signature.bind(*([None] if bound else []), *params)
         except TypeError as exc:
             raise match_failed(str(exc)) from None
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from dddp.api import API, Collection, MeteorError, Method, Publication, Registry, method
+from dddp.api import API, Collection, MeteorError, Method, Publication, PublicationError, Registry, method
 from tests.testapp import models
 
 
@@ -107,8 +107,62 @@ def test_publication_with_neither_queries_nor_get_queries_is_improperly_configur
     class Empty(Publication):
         pass
 
-    with pytest.raises(ImproperlyConfigured, match=r"Empty needs `queries` or a `get_queries\(\)` method"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"^Empty has neither `queries` nor a `get_queries\(\)` method"
+    ):
         Empty().get_queries()
+
+
+@pytest.mark.parametrize("params", [[], ["ada@example.com"]])
+def test_subscribing_to_a_misnamed_get_queries_is_a_publication_error_not_match_failed(params: list) -> None:
+    """The client's params are not at fault (dddp.E005 at start-up): no 400 "Match failed"."""
+
+    class ByEmail(Publication):
+        def get_querys(self, email: str) -> list:
+            return []
+
+    with pytest.raises(PublicationError) as caught:
+        ByEmail.check_params(params)
+
+    assert str(caught.value) == (
+        "ByEmail has neither `queries` nor a `get_queries()` method. "
+        "Did you mean `get_queries`? ByEmail defines `get_querys`."
+    )
+
+
+def test_subscribing_to_a_get_queries_that_is_not_a_method_is_a_publication_error() -> None:
+    class Listed(Publication):
+        get_queries = [models.Note.objects.all()]  # type: ignore[assignment]
+
+    with pytest.raises(PublicationError, match=r"^Listed\.get_queries is a list, not a method"):
+        Listed.check_params([])
+
+
+def test_queries_that_are_not_a_list_is_a_publication_error_when_served() -> None:
+    class Single(Publication):
+        queries = models.Note.objects.all()  # type: ignore[assignment]
+
+    with pytest.raises(
+        PublicationError, match=r"^Single\.queries is a queryset of testapp\.Note, not a list"
+    ):
+        Single().get_queries()
+
+
+def test_a_static_or_class_method_get_queries_takes_the_params_alone() -> None:
+    class Static(Publication):
+        @staticmethod
+        def get_queries(email: str) -> list:
+            return []
+
+    class OfClass(Publication):
+        @classmethod
+        def get_queries(cls, email: str) -> list:
+            return []
+
+    for publication in (Static, OfClass):
+        publication.check_params(["ada@example.com"])
+        with pytest.raises(MeteorError, match="Match failed"):
+            publication.check_params([])
 
 
 @pytest.mark.django_db

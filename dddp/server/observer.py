@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
+from dddp.api import PublicationError
 from dddp.changes import Change, channel_for
 from dddp.documents import (
     concrete_fields,
@@ -36,6 +37,13 @@ from dddp.documents import (
 )
 from dddp.matching import Matcher, compile_matcher, joined_aliases
 from dddp.protocol import ejson, messages
+from dddp.publication_checks import (
+    collection_sending,
+    not_a_list_of_querysets,
+    not_a_queryset,
+    queryset_problems,
+    unpublished_tables,
+)
 
 if TYPE_CHECKING:
     from dddp.api import Collection, Publication, Registry
@@ -44,10 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dddp.server")
 
 Documents = dict[str, dict[str, dict[str, Any]]]  # collection -> id -> fields
-
-
-class PublicationError(Exception):
-    """A publication that cannot be observed (e.g. it publishes an unregistered model)."""
 
 
 @dataclass
@@ -70,7 +74,12 @@ class Observer:
     def __init__(self, registry: Registry, publication: type[Publication], params: list[Any], user_id: Any):
         self.registry = registry
         self.name = publication.publication_name()
-        self.queries = [self._observe(qs) for qs in publication(user_id).get_queries(*params)]
+        where = f"{publication.__name__}.get_queries()"
+        returned = publication(user_id).get_queries(*params)
+        problem = not_a_list_of_querysets(where, returned)
+        if problem is not None:
+            raise PublicationError(str(problem))
+        self.queries = [self._observe(f"{where}[{index}]", query) for index, query in enumerate(returned)]
         self.documents: Documents = {}
         self.subscribers: dict[tuple[Session, str], None] = {}  # ordered: insertion order
         self.loaded = False
@@ -79,28 +88,30 @@ class Observer:
         self.arrived: list[Change] | None = None
         self.stale = False
 
-    def _observe(self, queryset: models.QuerySet[Any]) -> ObservedQuery:
+    def _observe(self, where: str, queryset: Any) -> ObservedQuery:
+        """How to follow one queryset; PublicationError (dddp.E006, E008, E010) if dddp cannot."""
         if not isinstance(queryset, models.QuerySet):
-            raise PublicationError(f"{self.name}.get_queries() must return querysets, got {queryset!r}")
+            raise PublicationError(str(not_a_queryset(where, queryset)))
+        problems = queryset_problems(self.registry, where, queryset)
+        if problems:
+            raise PublicationError(str(problems[0]))
         collection = self.registry.collection_for_model(queryset.model)
-        if collection is None:
-            raise PublicationError(
-                f"{self.name} publishes {queryset.model._meta.label}, which is not a Collection"
-            )
+        assert collection is not None  # (queryset_problems says so)
         related = set()
         for alias in joined_aliases(queryset.query):
-            join = queryset.query.alias_map[alias]
-            related_model = _model_for_table(join.table_name)
-            related_collection = related_model and self.registry.collection_for_model(related_model)
-            if related_collection is None:
-                logger.warning(
-                    "%s filters through table %s, which no Collection publishes: "
-                    "its changes reach subscribers only when the publication's own rows change",
-                    self.name,
-                    join.table_name,
-                )
-            else:
-                related.add(related_collection.collection_name())
+            sender = collection_sending(self.registry, queryset.query.alias_map[alias].table_name)
+            if sender is not None:
+                related.add(sender.collection_name())
+        # The queryset's own changes are matched row by row, not by re-running it
+        # (its many-to-many tables' changes arrive as its own changes).
+        related.discard(collection.collection_name())
+        for table in unpublished_tables(self.registry, queryset):  # dddp.W002 at start-up
+            logger.warning(
+                "%s filters through table %s, which no Collection publishes: "
+                "its changes reach subscribers only when the publication's own rows change",
+                where,
+                table,
+            )
         return ObservedQuery(
             queryset=queryset,
             collection=collection,
@@ -287,12 +298,3 @@ def _members(query: ObservedQuery, candidates: list[str]) -> set[str]:
     pks = [document_pk(model, doc_id) for doc_id in candidates]
     found = query.queryset.filter(pk__in=pks).values_list("pk", flat=True)
     return {document_id(pk) for pk in found}
-
-
-def _model_for_table(table: str) -> type[models.Model] | None:
-    from django.apps import apps
-
-    for model in apps.get_models(include_auto_created=True):
-        if model._meta.db_table == table:
-            return model
-    return None

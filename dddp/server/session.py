@@ -262,8 +262,25 @@ class Session:
             self.withdraw(sub.id)
             self.send(messages.nosub(sub.id, err))
             return
-        except Exception:
-            logger.exception("connection %d: publication %r failed", self.number, sub.name)
+        except Exception as exc:
+            from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
+
+            # One line: which publication, for which params (client input: a bounded
+            # prefix), and what is wrong. A mistake that dddp (PublicationError) or
+            # Django diagnosed says it all; anything else gets its traceback too.
+            params, reason = repr(sub.params), str(exc)
+            line = "connection %d: publication %r failed for params %s: %s: %s"
+            args = (
+                self.number,
+                sub.name,
+                params if len(params) <= 200 else params[:197] + "...",
+                type(exc).__name__,
+                reason if len(reason) <= 500 else reason[:497] + "...",
+            )
+            if isinstance(exc, (ImproperlyConfigured, FieldError, FieldDoesNotExist)):
+                logger.error(line, *args)
+            else:
+                logger.exception(line, *args)
             self.withdraw(sub.id)
             self.send(messages.nosub(sub.id, internal_server_error()))  # D-54
             return

@@ -320,6 +320,23 @@ def test_filter_through_many_to_many_adds_and_removes_with_the_relation(client: 
     assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
 
 
+def test_a_filter_on_the_many_to_many_table_alone_follows_the_relation(client: DDPClient) -> None:
+    """Tag.objects.filter(books=id) reads only testapp_book_tags: Book's changes re-run it."""
+    author = Author.objects.create(name="Joined", email=unique_email())
+    book = Book.objects.create(title="Lonely", author=author)
+    tag = Tag.objects.create(name=f"tag-{uuid.uuid4().hex[:8]}")
+    assert client.sub("TagsOfBook", str(book.pk), id="t") == [{"msg": "ready", "subs": ["t"]}]
+    book.tags.add(tag)
+    assert client.recv() == {
+        "msg": "added",
+        "collection": "testapp.tag",
+        "id": str(tag.pk),
+        "fields": {"name": tag.name},
+    }
+    tag.books.remove(book)  # the reverse side
+    assert client.recv() == {"msg": "removed", "collection": "testapp.tag", "id": str(tag.pk)}
+
+
 def test_publication_failing_after_ready_withdraws_its_documents_then_nosub_500(
     server: ServerProcess, client: DDPClient
 ) -> None:

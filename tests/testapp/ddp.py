@@ -126,6 +126,13 @@ class BooksTagged(Publication):
         return [models.Book.objects.filter(tags__name=tag_name)]
 
 
+class TagsOfBook(Publication):
+    """Joins only the many-to-many table, whose changes arrive as changes of Book."""
+
+    def get_queries(self, book_id):
+        return [models.Tag.objects.filter(books=book_id)]
+
+
 class AllBooks(Publication):
     queries = [models.Author.objects.all(), models.Book.objects.all()]
 
@@ -176,10 +183,37 @@ class RefusingPublication(Publication):
         raise MeteorError(403, "Not for you")
 
 
+# Mistakes only a subscription can find (the system checks pass: get_queries takes params).
+
+
+class MisspeltAuthors(Publication):
+    """A misspelt field in a filter: Django raises FieldError inside get_queries."""
+
+    def get_queries(self, author_email):
+        return [models.Author.objects.filter(emial=author_email)]
+
+
+class MisorderedBooks(Publication):
+    """A misspelt field in an F() ordering: FieldError only when the first read compiles it."""
+
+    def get_queries(self, author_email):
+        from django.db.models import F
+
+        return [models.Book.objects.filter(author__email=author_email).order_by(F("titel"))]
+
+
+class UnpublishedDatedNotes(Publication):
+    """DatedNote has a table of its own and no Collection (dddp.E008 had it been static)."""
+
+    def get_queries(self, text):
+        return [models.DatedNote.objects.filter(text=text)]
+
+
 API.register(
     [
         TagCollection,
         BooksTagged,
+        TagsOfBook,
         AuthorCollection,
         BookCollection,
         AllBooks,
@@ -189,6 +223,9 @@ API.register(
         FragileBooks,
         SlowTags,
         RefusingPublication,
+        MisspeltAuthors,
+        MisorderedBooks,
+        UnpublishedDatedNotes,
     ]
 )
 
