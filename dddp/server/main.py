@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None, prog: str = "dddp") -> int:
     except StartupError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        from dddp.embedded import leave
+
+        leave()  # while this process can still start pg_ctl (see `leave`)
 
 
 class StartupError(Exception):
