@@ -22,9 +22,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.databases import postgres_processes
 from tests.nodejs import NODE_DIR, requires_node
 from tests.server_process import REPO, ServerProcess
 
@@ -76,14 +76,6 @@ def run_shell(script: str, cwd: Path) -> str:
         f"{script}\n--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     )
     return result.stdout
-
-
-def postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "postgres" and str(data_dir) in (process.info["cmdline"] or []):
-            found.append(process)
-    return found
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.databases import postgres_processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,15 +36,6 @@ USER = textwrap.dedent(
         sys.stdin.readline()
     """
 )
-
-
-def postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    """The running postgres server processes of `data_dir`."""
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        if process.info["name"] == "postgres" and str(data_dir) in (process.info["cmdline"] or []):
-            found.append(process)
-    return found
 
 
 def wait_until_stopped(data_dir: Path, timeout: float = 10.0) -> bool:

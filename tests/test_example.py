@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.databases import scratch_database
 from tests.ddp_client import DDPClient
 from tests.server_process import REPO, ServerProcess
 
@@ -29,18 +30,9 @@ def manage(*args: str, url: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def example_database_url(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A fresh database for the example on the tests' PostgreSQL, migrated as the README says."""
-    from django.db import connection
-
-    from dddp.database import database_url
-
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {DATABASE}")
-    url = database_url(connection.settings_dict, name=DATABASE)
-    manage("migrate", "--no-input", url=url)
-    yield url
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    with scratch_database(DATABASE, django_db_blocker) as url:
+        manage("migrate", "--no-input", url=url)
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from dddp.conf import DEFAULTS
+from tests.databases import scratch_database
 from tests.ddp_client import DDPClient
 from tests.server_process import REPO, ServerProcess
 
@@ -108,26 +109,17 @@ def manage(*args: str, env: dict[str, str | None]) -> str:
 @pytest.fixture(scope="module")
 def example_database_url(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A fresh, migrated database for the example, with one author."""
-    from django.db import connection
-
-    from dddp.database import database_url
-
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        cursor.execute(f"CREATE DATABASE {DATABASE}")
-    url = database_url(connection.settings_dict, name=DATABASE)
-    env = example_env(url)
-    manage("migrate", "--no-input", env=env)
-    manage(
-        "shell",
-        "-c",
-        "from bookstore.models import Author; "
-        "Author.objects.create(name='Janet Evanovich', email='janet@evanovich.com')",
-        env=env,
-    )
-    yield url
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    with scratch_database(DATABASE, django_db_blocker) as url:
+        env = example_env(url)
+        manage("migrate", "--no-input", env=env)
+        manage(
+            "shell",
+            "-c",
+            "from bookstore.models import Author; "
+            "Author.objects.create(name='Janet Evanovich', email='janet@evanovich.com')",
+            env=env,
+        )
+        yield url
 
 
 @pytest.fixture(scope="module")
