@@ -238,3 +238,46 @@ def close_code_to_echo(code: int) -> int:
     if code in (CLOSE_NO_STATUS, 1006, 1015) or code < 1000 or code >= 5000:
         return CLOSE_NORMAL
     return code
+
+
+class CloseHandshake:
+    """The closing handshake of one connection (RFC 6455 7.1.2 to 7.1.4), without I/O.
+
+    Whichever side closes first, each sends one close frame and the connection
+    is over once both are sent: `close` is ours (None if one is already sent),
+    `receive` the peer's (it returns the echo to send, or None when it answers
+    ours). A closing connection reads no more messages.
+    """
+
+    __slots__ = ("peer_code", "sent")
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.peer_code: int | None = None  # the code of the peer's close frame, once received
+
+    @property
+    def closing(self) -> bool:
+        """A close frame went one way or the other: no more messages are read or written."""
+        return self.sent or self.peer_code is not None
+
+    @property
+    def done(self) -> bool:
+        """Both close frames are sent: the TCP connection may be shut."""
+        return self.sent and self.peer_code is not None
+
+    def close(self, code: int, reason: str) -> bytes | None:
+        """Our close frame, to send after what was queued; None if ours was already sent."""
+        if self.sent:
+            return None
+        self.sent = True
+        return close_frame(code, reason)
+
+    def receive(self, request: CloseRequest) -> bytes | None:
+        """The peer's close frame: the echo to send at once, or None if it answers ours."""
+        if self.peer_code is not None:
+            return None
+        self.peer_code = request.code
+        if self.sent:
+            return None
+        self.sent = True
+        return close_frame(close_code_to_echo(request.code), "closed by the client")

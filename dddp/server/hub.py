@@ -36,7 +36,7 @@ from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer
-from dddp.server.session import corked
+from dddp.server.session import deliveries_held
 from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class Hub:
                         outcome.set_exception(exc)
                 elif command[0] == "batch":
                     batch = self._gather(command[1])
-                    with corked():
+                    with deliveries_held():
                         self._process(batch)
                     self._last_batch_done = time.monotonic()
                 elif command[0] == "reload":

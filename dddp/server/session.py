@@ -1,15 +1,18 @@
 """A client's DDP session on the server: protocol state, requests in order, a send queue.
 
-Where each part runs, and why:
-- frames arrive in the transport's read callback, in the event loop: the
+A session deals in message texts only: its transport (`dddp.server.transport`)
+frames them for the wire, reads the client's, and closes the connection its
+own way. Where each part runs, and why:
+- texts arrive from the transport's read callback, in the event loop: the
   session answers what the protocol alone can answer (pings at once, D-20)
   and queues requests, never blocking;
 - a processor greenlet, alive only while requests wait, runs them strictly in
   order (D-84), handing Django work to the server's WorkerPool;
-- texts to send go straight to the socket when it takes them; only what it
-  cannot take at once waits in a queue for a writer greenlet, alive only while
-  something waits. More than DDDP_MAX_SEND_QUEUE_BYTES waiting means the client
-  is too slow: it is dropped, so no other part ever waits for a client.
+- texts to send go to the transport at once (it never blocks); only a new
+  subscription's documents, encoded as the client takes them, wait here for
+  a writer greenlet, and what is sent meanwhile waits behind them. More than
+  DDDP_MAX_SEND_QUEUE_BYTES waiting, here or in the transport, means the
+  client is too slow: it is dropped, so no other part ever waits for a client.
 An idle session therefore costs no greenlet.
 """
 
@@ -36,21 +39,8 @@ from dddp.protocol.errors import (
 )
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
-from dddp.protocol.websocket import (
-    CLOSE_GOING_AWAY,
-    CLOSE_NORMAL,
-    OPCODE_PONG,
-    BinaryMessage,
-    CloseRequest,
-    Ping,
-    TextMessage,
-    Violation,
-    close_code_to_echo,
-    close_frame,
-    frame,
-    text_frame,
-)
-from dddp.server.websocket import TransportClosed
+from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL
+from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
@@ -61,14 +51,14 @@ logger = logging.getLogger("dddp.server")
 
 _numbers = itertools.count(1)
 
-#: Seconds a client has to answer our close frame before its socket is shut.
-CLOSE_HANDSHAKE_TIMEOUT = 5.0
+#: Text of a new subscription's documents given to the transport at a time.
+DOCUMENTS_CHUNK = 65536
 
 
 class Session:
     """One client connection, from the transport's open to its close."""
 
-    def __init__(self, server: DDPServer, transport: Any, http_headers: dict[str, str]):
+    def __init__(self, server: DDPServer, transport: Transport, http_headers: dict[str, str]):
         self.server = server
         self.transport = transport
         self.http_headers = http_headers
@@ -80,19 +70,18 @@ class Session:
         self.user_id: Any = None
         self.subscriptions: dict[str, ObserverKey] = {}
         self.mergebox = Mergebox()
-        self.closed = False  # no more input is handled, nothing more is queued
+        self.closed = False  # closing or closed: no more input is handled, nothing more is queued
         self.close_reason = "closed by the client"
         self._started = 0.0
-        self._peer_closed = False  # the client sent its close frame
         self._requests: deque[Event] = deque()
         self._processor: gevent.Greenlet | None = None
-        # Texts, raw frames, or lists of texts encoded only when their turn comes.
-        self._outbox: deque[str | bytes | Iterator[str] | _Close] = deque()
+        # Documents encoded as the client takes them, what was sent after them, the close.
+        self._outbox: deque[str | Iterator[str] | _Close] = deque()
         self._outbox_bytes = 0
         self._writer: gevent.Greenlet | None = None
-        self._closing = False  # our close frame is queued or sent
+        self._held: list[str] | None = None  # deliveries of the hub's batch, written when it ends
+        self._held_bytes = 0
         self._finished = False
-        self._corked: list[bytes] | None = None  # frames held until the hub's batch ends
 
     # --- the connection's life ------------------------------------------------------
 
@@ -107,29 +96,21 @@ class Session:
         )
         self.transport.start(self, pending)
 
-    def frame_received(self, event: Any) -> None:
-        """One WebSocket event, in the event loop: must not block."""
-        try:
-            if isinstance(event, TextMessage):
-                self.receive(event.text)
-            elif isinstance(event, BinaryMessage):
-                # DDP is JSON text; a binary frame is a malformed message (table 1.4).
-                self.send(messages.error("Bad request"))
-            elif isinstance(event, Ping):
-                self._queue(frame(OPCODE_PONG, event.payload))
-            elif isinstance(event, CloseRequest):
-                self._peer_closed = True
-                if self._closing:  # the answer to our own close frame
-                    self._finish_after_close()
-                else:
-                    self.close(close_code_to_echo(event.code), "closed by the client")
-            elif isinstance(event, Violation):
-                self.close(event.code, event.reason)
-        except Exception:  # a bug of ours must not end the server's loop
-            logger.exception("connection %d: failed to handle %r", self.number, event)
+    def receive_unreadable(self) -> None:
+        """DDP is JSON text: anything else is a malformed message (table 1.4)."""
+        self.send(messages.error("Bad request"))
 
-    def transport_lost(self, reason: str) -> None:
-        """The socket ended (or failed) without a close handshake."""
+    def transport_closing(self, reason: str) -> None:
+        """The client closes (or broke its transport's protocol): handle and send nothing more."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.protocol.close()
+        self._drop_output()
+
+    def transport_ended(self, reason: str) -> None:
+        """The connection is over, whichever side ended it."""
         if not self.closed:
             self.close_reason = reason
         self._finish()
@@ -141,9 +122,8 @@ class Session:
         self._finished = True
         self.closed = True
         self.protocol.close()
-        self.transport.shut()
-        self._outbox.clear()
-        self._outbox_bytes = 0
+        self.transport.abort()
+        self._drop_output()
         self.server.forget(self)
         if self.subscriptions:
             gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))
@@ -154,6 +134,12 @@ class Session:
             self.protocol.session_id,
             self.close_reason,
         )
+
+    def _drop_output(self) -> None:
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        self._held = None
+        self._held_bytes = 0
 
     def receive(self, message: str) -> None:
         if self.closed:
@@ -324,13 +310,13 @@ class Session:
             out = self.mergebox.removed(sub_id, collection, doc_id)
         if out is not None:
             # The observer encoded the message once for all; most sessions send it as is.
-            self.send(text if out.passthrough and text is not None else out.to_message())
+            self._deliver_text(text if out.passthrough and text is not None else out.to_message())
 
     def deliver_initial(self, sub_id: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None:
         """A new subscription's current documents (D-52), merged now, encoded as they are sent.
 
         The mergebox records them at once (so later changes find them), but the
-        texts are made one by one as the socket takes them: a 10,000-document
+        texts are made chunk by chunk as the client takes them: a 10,000-document
         publication is not held a second time, as text, in every session's queue.
         """
         outgoing = []
@@ -338,8 +324,10 @@ class Session:
             out = self.mergebox.added(sub_id, collection, doc_id, fields)
             if out is not None:
                 outgoing.append(out)
-        if outgoing:
-            self._queue(out.to_message() for out in outgoing)
+        if outgoing and not self.closed:
+            self.release_held()  # what came before goes first
+            self._outbox.append(out.to_message() for out in outgoing)
+            self._start_writer()
 
     def withdraw(self, sub_id: str) -> None:
         """Take a subscription's documents out of the client's view (D-53, D-74)."""
@@ -373,111 +361,113 @@ class Session:
     # --- writing -----------------------------------------------------------------
 
     def send(self, text: str) -> None:
-        """Queue one message text; never blocks. A client too far behind is dropped."""
-        self._queue(text)
+        """Send one message text; never blocks. A client too far behind is dropped.
 
-    def _queue(self, item: str | bytes | Iterator[str] | _Close) -> None:
-        if self.closed and not isinstance(item, _Close):
+        Deliveries held for the hub's batch go first, so that a reply (a
+        `pong`, a method's `updated`) is never held, nor overtakes the data
+        sent before it.
+        """
+        if self.closed:
             return
-        if self._corked is not None:
-            if isinstance(item, (str, bytes)):
-                self._corked.append(_frame_of(item) if isinstance(item, str) else item)
-                return
-            self.uncork()  # what is held goes first
-        elif (
-            _corking is not None
-            and isinstance(item, (str, bytes))
-            and self._writer is None
-            and not self._outbox
-        ):
-            # The hub is dispatching a batch: hold the frame, and send all of this
-            # session's frames of the batch in one write when it ends.
-            self._corked = [_frame_of(item) if isinstance(item, str) else item]
-            _corking.append(self)
+        if self._held is not None:
+            self.release_held()
+        self._write([text])
+
+    def _deliver_text(self, text: str) -> None:
+        """An observer's message: held while the hub dispatches a batch, to go in one write."""
+        if self.closed:
             return
-        if self._writer is None and not self._outbox and isinstance(item, (str, bytes)):
-            # The common case: the socket takes it now, and no greenlet is needed.
+        if _holding is not None and not self._outbox:
+            if self._held is None:
+                self._held = []
+                _holding.append(self)
+            self._held.append(text)
+            self._held_bytes += len(text)
+            self._check_backlog()
+            return
+        self.send(text)
+
+    def release_held(self) -> None:
+        """Write the deliveries held during the hub's batch, together."""
+        held, self._held = self._held, None
+        self._held_bytes = 0
+        if held and not self.closed:
+            self._write(held)
+
+    def _write(self, texts: list[str]) -> None:
+        if self._outbox:  # a subscription's documents are still going out: after them
+            self._outbox.extend(texts)
+            self._outbox_bytes += sum(len(text) for text in texts)
+        else:
             try:
-                rest = self.transport.try_send(_frame_of(item) if isinstance(item, str) else item)
+                self.transport.write(texts)
             except TransportClosed as exc:
-                self.transport_lost(str(exc))
+                self.transport_ended(str(exc))
                 return
-            if not rest:
-                return
-            item = rest
-        self._outbox.append(item)
-        if isinstance(item, (str, bytes)):
-            self._outbox_bytes += len(item)
-        if self._outbox_bytes > self.server.max_send_queue_bytes:
+        self._check_backlog()
+
+    def _check_backlog(self) -> None:
+        waiting = self._outbox_bytes + self._held_bytes + self.transport.pending_bytes
+        if waiting > self.server.max_send_queue_bytes:
             self.abort(f"too slow: over {self.server.max_send_queue_bytes} bytes waiting to be sent")
-            return
+
+    def _start_writer(self) -> None:
         if self._writer is None:
-            self._writer = gevent.spawn(self._write)
+            self._writer = gevent.spawn(self._write_outbox)
 
-    def uncork(self) -> None:
-        """Send the frames held during the hub's batch, as one write."""
-        corked, self._corked = self._corked, None
-        if corked:
-            self._queue(corked[0] if len(corked) == 1 else b"".join(corked))
-
-    def _write(self) -> None:
+    def _write_outbox(self) -> None:
+        """The writer greenlet: documents encoded a chunk at a time, as the client takes them."""
         try:
-            while self._outbox:
-                item = self._outbox.popleft()
+            while self._outbox and not self._finished:
+                item = self._outbox[0]
                 if isinstance(item, _Close):
-                    self.transport.send(item.frame)
-                    if self._peer_closed:
-                        self._finish_after_close()
+                    self._outbox.clear()
+                    self.transport.close(item.code, item.reason)
                     return
-                if isinstance(item, (str, bytes)):
-                    self._outbox_bytes -= len(item)
-                    self.transport.send(_frame_of(item) if isinstance(item, str) else item)
-                    continue
-                # A subscription's initial documents: many small frames per write.
-                batch: list[bytes] = []
-                size = 0
-                for text in item:
-                    if self._finished:
-                        return
-                    data = text_frame(text)
-                    batch.append(data)
-                    size += len(data)
-                    if size >= 65536:
-                        self.transport.send(b"".join(batch))
-                        batch, size = [], 0
+                batch: list[str] = []
+                if isinstance(item, str):
+                    while self._outbox and isinstance(self._outbox[0], str):
+                        text = self._outbox.popleft()
+                        assert isinstance(text, str)
+                        self._outbox_bytes -= len(text)
+                        batch.append(text)
+                else:
+                    size = 0
+                    for text in item:
+                        batch.append(text)
+                        size += len(text)
+                        if size >= DOCUMENTS_CHUNK:
+                            break
+                    else:
+                        self._outbox.popleft()  # all encoded
                 if batch:
-                    self.transport.send(b"".join(batch))
+                    self.transport.write(batch)
+                    self.transport.drained()
         except TransportClosed as exc:
-            self.transport_lost(str(exc))
+            self.transport_ended(str(exc))
         finally:
             self._writer = None
 
     def close(self, code: int, reason: str) -> None:
-        """Close after everything queued is sent, with a close frame of `code` and `reason`."""
-        if self._closing or self._finished:
+        """Close after everything queued is sent, the transport's way, with `code` and `reason`."""
+        if self.closed:
             return
-        self._closing = True
-        self.close_reason = reason
+        self.release_held()
         self.closed = True
+        self.close_reason = reason
         self.protocol.close()
-        self._queue(_Close(close_frame(code, reason)))
-        if not self._peer_closed:
-            # The client answers our close frame with its own; one that does not is dropped.
-            gevent.spawn_later(CLOSE_HANDSHAKE_TIMEOUT, self.abort, "no answer to our close frame")
-
-    def _finish_after_close(self) -> None:
-        """Both close frames were sent: the connection is over (RFC 6455 7.1.1)."""
-        if self._writer is None or self._writer is gevent.getcurrent():
-            if not self._outbox:
-                self._finish()
+        if self._outbox:
+            self._outbox.append(_Close(code, reason))
+            self._start_writer()
+        else:
+            self.transport.close(code, reason)
 
     def abort(self, reason: str) -> None:
-        """Drop the client at once: nothing more is sent, the socket is shut."""
+        """Drop the client at once: nothing more is sent, the connection is shut."""
         if self._finished:
             return
-        if not self._closing:
+        if not self.closed:
             logger.warning("connection %d dropped: %s", self.number, reason)
-        if not self._closing:
             self.close_reason = reason
         self._finish()
 
@@ -494,52 +484,39 @@ class Session:
 
 
 class _Close:
-    """The close frame in the send queue: it goes last, after what was queued before."""
+    """The close in the send queue: it goes last, after what was queued before."""
 
-    __slots__ = ("frame",)
+    __slots__ = ("code", "reason")
 
-    def __init__(self, frame: bytes):
-        self.frame = frame
+    def __init__(self, code: int, reason: str):
+        self.code = code
+        self.reason = reason
 
 
-# Sessions holding frames while the hub dispatches a batch (None: not corking).
-_corking: list[Session] | None = None
+# Sessions holding deliveries while the hub dispatches a batch (None: not holding).
+_holding: list[Session] | None = None
 
 
 @contextlib.contextmanager
-def corked() -> Iterator[None]:
-    """Within this block, each session's frames are written together at its end.
+def deliveries_held() -> Iterator[None]:
+    """Within this block, each session's observer deliveries are written together at its end.
 
     A batch of notifications typically yields several messages per session;
     one write each instead of one per message saves most of the system calls
-    (which dominate a busy server's time).
+    (which dominate a busy server's time). Only deliveries are held: anything
+    else a session sends meanwhile first releases what it holds.
     """
-    global _corking
-    if _corking is not None:  # already corking: the outer block flushes
+    global _holding
+    if _holding is not None:  # already holding: the outer block releases
         yield
         return
-    _corking = []
+    _holding = []
     try:
         yield
     finally:
-        sessions, _corking = _corking, None
+        sessions, _holding = _holding, None
         for session in sessions:
-            session.uncork()
-
-
-# The same message text goes to every session an observer serves: frame it once.
-_frames: dict[int, tuple[str, bytes]] = {}
-
-
-def _frame_of(text: str) -> bytes:
-    cached = _frames.get(id(text))
-    if cached is not None and cached[0] is text:
-        return cached[1]
-    data = text_frame(text)
-    if len(_frames) >= 256:
-        _frames.clear()
-    _frames[id(text)] = (text, data)  # keeping `text` alive keeps its id from being reused
-    return data
+            session.release_held()
 
 
 def _call_with_fence(

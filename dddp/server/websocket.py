@@ -4,40 +4,65 @@ gevent-websocket answers the HTTP upgrade; then the socket is taken from the
 HTTP handler, whose greenlet ends, and read from an event-loop callback. An
 idle client therefore costs no greenlet at all (one blocked in `recv` costs
 about 8 KiB of saved stack), which is what lets a process hold tens of
-thousands of clients. Frames are parsed by `dddp.protocol.websocket`.
+thousands of clients. Frames are parsed, and the closing handshake is kept,
+by `dddp.protocol.websocket`.
 
-Everything `on_readable` calls runs in the event loop's own context and must
-never block: it only parses, queues and spawns. Blocking writes happen in the
-session's writer greenlet, through `send`.
+Everything `_on_readable` calls runs in the event loop's own context and must
+never block: it only parses, queues and spawns. Output goes straight to the
+socket when it takes it; what it cannot take waits in `_pending`, written by a
+flusher greenlet that lives only while something waits.
 """
 
 from __future__ import annotations
 
 import _socket
+import logging
 import socket
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
+import gevent
 from gevent import get_hub
+from gevent.event import Event
 from gevent.socket import wait_write
 
-from dddp.protocol.websocket import Event, FrameParser
+from dddp.protocol.websocket import (
+    OPCODE_PONG,
+    BinaryMessage,
+    CloseHandshake,
+    CloseRequest,
+    FrameParser,
+    Ping,
+    TextMessage,
+    Violation,
+    frame,
+    text_frame,
+)
+from dddp.server.transport import TransportClosed, TransportUser
 
+logger = logging.getLogger("dddp.server")
 
-class TransportClosed(Exception):
-    """The socket is gone: nothing more can be sent."""
-
-
-class Receiver(Protocol):
-    def frame_received(self, event: Event) -> None: ...
-
-    def transport_lost(self, reason: str) -> None: ...
+#: Seconds a client has to answer our close frame before its socket is shut.
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 
 class WebSocketTransport:
     """One client socket: frames in through a read watcher, bytes out without blocking the loop."""
 
     kind = "websocket"
-    __slots__ = ("_parser", "_receiver", "_sock", "_watcher", "_writing", "client_address", "closed")
+    __slots__ = (
+        "_close_timer",
+        "_drained",
+        "_flusher",
+        "_handshake",
+        "_parser",
+        "_pending",
+        "_sock",
+        "_user",
+        "_watcher",
+        "client_address",
+        "closed",
+    )
 
     def __init__(self, fd: int, client_address: str, max_message_size: int):
         self._sock = _socket.socket(fileno=fd)  # the C socket: gevent must not wrap it
@@ -48,19 +73,25 @@ class WebSocketTransport:
             # ACKs what went before, and clients delay ACKs by up to 40 ms.
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._parser = FrameParser(max_message_size)
-        self._receiver: Receiver | None = None
+        self._handshake = CloseHandshake()
+        self._user: TransportUser | None = None
         self._watcher: Any = None
-        self._writing = False
+        self._pending = b""  # written, not yet taken by the socket
+        self._flusher: gevent.Greenlet | None = None
+        self._drained: Event | None = None  # made only while someone waits for it
+        self._close_timer: Any = None
         self.client_address = client_address
-        self.closed = False
+        self.closed = False  # the socket is shut: nothing more in or out
 
-    def start(self, receiver: Receiver, pending: bytes = b"") -> None:
+    def start(self, user: TransportUser, pending: bytes = b"") -> None:
         """Start reading; `pending` is what the HTTP handler had already read past the upgrade."""
-        self._receiver = receiver
+        self._user = user
         self._watcher = get_hub().loop.io(self._sock.fileno(), 1)
         self._watcher.start(self._on_readable)
         if pending:
             self._deliver(pending)
+
+    # --- reading (in the event loop) -------------------------------------------------
 
     def _on_readable(self) -> None:
         try:
@@ -68,56 +99,141 @@ class WebSocketTransport:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._lost(f"socket error: {exc}")
+            self._end(f"socket error: {exc}")
             return
         if not data:
-            self._lost("the client went away without a close frame")
+            self._end("the client went away without a close frame")
             return
-        self._deliver(data)
+        try:
+            self._deliver(data)
+        except Exception:  # a bug of ours must not end the server's loop
+            logger.exception("%s transport of %s: failed to handle its input", self.kind, self.client_address)
 
     def _deliver(self, data: bytes) -> None:
-        assert self._receiver is not None
+        user = self._user
+        assert user is not None
         for event in self._parser.feed(data):
-            if self.closed:
-                return
-            self._receiver.frame_received(event)
+            if self.closed or (self._handshake.closing and not isinstance(event, CloseRequest)):
+                continue  # a closing connection reads only the close frame that answers ours
+            if isinstance(event, TextMessage):
+                user.receive(event.text)
+            elif isinstance(event, BinaryMessage):
+                user.receive_unreadable()
+            elif isinstance(event, Ping):
+                self._send_now(frame(OPCODE_PONG, event.payload))
+            elif isinstance(event, CloseRequest):
+                echo = self._handshake.receive(event)
+                if echo is not None:  # the client closes first: answer at once, after what is pending
+                    user.transport_closing("closed by the client")
+                    self._send_now(echo)
+                self._end_when_done("closed by the client")
+            elif isinstance(event, Violation):
+                user.transport_closing(event.reason)
+                self.close(event.code, event.reason)
 
-    def _lost(self, reason: str) -> None:
-        self.shut()
-        if self._receiver is not None:
-            self._receiver.transport_lost(reason)
+    # --- writing -----------------------------------------------------------------
 
-    def try_send(self, data: bytes) -> bytes:
-        """Send what the socket takes now, without waiting; return the rest."""
+    def write(self, texts: Sequence[str]) -> None:
+        """Frame the texts and send them now, or after what is pending; never blocks."""
+        if self.closed or self._handshake.sent:
+            raise TransportClosed("transport closed")
+        data = frame_of(texts[0]) if len(texts) == 1 else b"".join(frame_of(text) for text in texts)
+        if not self._send_now(data):
+            raise TransportClosed("transport closed")
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._pending)
+
+    def drained(self) -> None:
+        """Wait until the socket has taken everything written."""
+        while self._pending and not self.closed:
+            if self._drained is None:
+                self._drained = Event()
+            self._drained.wait()
         if self.closed:
             raise TransportClosed("transport closed")
+
+    def close(self, code: int, reason: str) -> None:
+        """Our close frame after what is pending; the client's answer (or a timeout) ends it."""
+        close = self._handshake.close(code, reason)
+        if close is None or self.closed:
+            return
+        self._send_now(close)
+        if self._handshake.done:
+            self._end_when_done(reason)
+        else:
+            self._close_timer = gevent.spawn_later(
+                CLOSE_HANDSHAKE_TIMEOUT, self._end, "no answer to our close frame"
+            )
+
+    def abort(self) -> None:
+        """Shut the socket now; nothing more is sent or reported."""
+        self._shut()
+
+    def _send_now(self, data: bytes) -> bool:
+        """Send what the socket takes, keep the rest for the flusher; False if the socket is gone."""
+        if self.closed:
+            return False
+        if self._pending:
+            self._pending += data
+            return True
         try:
             sent = self._sock.send(data)
         except (BlockingIOError, InterruptedError):
-            return data
+            sent = 0
         except OSError as exc:
-            self.shut()
-            raise TransportClosed(f"socket error: {exc}") from None
-        return data[sent:]
+            self._end(f"socket error: {exc}")
+            return False
+        if sent < len(data):
+            self._pending = data[sent:]
+            self._flusher = gevent.spawn(self._flush)
+        return True
 
-    def send(self, data: bytes) -> None:
-        """Send all of `data`, waiting (cooperatively) while the socket is full."""
-        self._writing = True
+    def _flush(self) -> None:
+        """The flusher greenlet: write what is pending as the socket takes it."""
         try:
-            while data:
-                data = self.try_send(data)
-                if data:
+            while self._pending and not self.closed:
+                try:
+                    sent = self._sock.send(self._pending)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    self._end(f"socket error: {exc}")
+                    return
+                self._pending = self._pending[sent:]
+                if self._pending:
                     wait_write(self._sock.fileno())
         finally:
-            self._writing = False
+            self._flusher = None
+            if self._drained is not None:
+                self._drained.set()
+                self._drained = None
+            self._end_when_done("closed")
             if self.closed:
                 self._close_socket()
 
-    def shut(self) -> None:
-        """Stop reading and end the connection (no close frame: see the session's close)."""
+    # --- the end -----------------------------------------------------------------
+
+    def _end_when_done(self, reason: str) -> None:
+        """Both close frames are sent: shut the connection once our frame is out (RFC 6455 7.1.1)."""
+        if self._handshake.done and not self._pending:
+            self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        if self.closed:
+            return
+        self._shut()
+        if self._user is not None:
+            self._user.transport_ended(reason)
+
+    def _shut(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self._close_timer is not None:
+            self._close_timer.kill(block=False)
+            self._close_timer = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -125,9 +241,28 @@ class WebSocketTransport:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        if not self._writing:  # else the writer, woken by the shutdown, closes it
-            self._close_socket()
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+        if self._flusher is None or self._flusher is gevent.getcurrent():
+            self._close_socket()  # else the flusher, woken by the shutdown, closes it
 
     def _close_socket(self) -> None:
         if self._sock.fileno() != -1:
             self._sock.close()
+
+
+# The same message text goes to every session an observer serves: frame it once.
+_frames: dict[int, tuple[str, bytes]] = {}
+
+
+def frame_of(text: str) -> bytes:
+    """The text frame of `text`, made once however many sessions send it."""
+    cached = _frames.get(id(text))
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    data = text_frame(text)
+    if len(_frames) >= 256:
+        _frames.clear()
+    _frames[id(text)] = (text, data)  # keeping `text` alive keeps its id from being reused
+    return data
