@@ -1,0 +1,282 @@
+"""The DDP session in process, wired back to back with a fake transport: texts in, texts out.
+
+No socket and no server process: the session under test is the real
+`dddp.server.session.Session`; the transport is `FakeTransport`, which records
+what the session writes, can be made to hold writes (a slow client), and plays
+the client's side (`client_sends`). Requests that need Django (methods that
+run, subscriptions that read) are covered over real sockets elsewhere; here
+the session's own behaviour: ordering, holding, limits and closing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from dddp.api import Registry
+from dddp.protocol import messages
+from dddp.server.session import DOCUMENTS_CHUNK, Session, deliveries_held
+from dddp.server.transport import TransportClosed, TransportUser
+
+
+class FakeTransport:
+    """A transport whose client is the test: every write is kept, in order, as parsed messages."""
+
+    kind = "fake"
+    client_address = "test:1"
+
+    def __init__(self) -> None:
+        self.user: TransportUser | None = None
+        self.writes: list[list[str]] = []  # each write call's texts
+        self.closed_with: tuple[int, str] | None = None
+        self.aborted = False
+        self.slow = False  # a slow client: writes stay pending until `catch_up`
+        self._pending = 0
+        self._caught_up = Event()
+
+    # --- the Transport interface -------------------------------------------------
+
+    def start(self, user: TransportUser, pending: bytes = b"") -> None:
+        self.user = user
+
+    def write(self, texts: Sequence[str]) -> None:
+        if self.aborted or self.closed_with is not None:
+            raise TransportClosed("transport closed")
+        self.writes.append(list(texts))
+        if self.slow:
+            self._pending += sum(len(text) for text in texts)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending
+
+    def drained(self) -> None:
+        while self._pending:
+            self._caught_up.wait()
+            self._caught_up.clear()
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with = (code, reason)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    # --- the client's side -------------------------------------------------------
+
+    def client_sends(self, message: dict[str, Any]) -> None:
+        assert self.user is not None
+        self.user.receive(json.dumps(message))
+
+    def catch_up(self) -> None:
+        """The slow client reads everything pending."""
+        self._pending = 0
+        self._caught_up.set()
+        gevent.sleep(0)
+
+    def received(self) -> list[dict[str, Any]]:
+        """Every message written since the last call, parsed, in order."""
+        texts = [text for write in self.writes for text in write]
+        self.writes.clear()
+        return [json.loads(text) for text in texts]
+
+
+class FakeHub:
+    def forget(self, session: Session, sub_id: str, key: Any) -> None:
+        pass
+
+
+class FakeServer:
+    """What a session asks of its server, with no hub or workers behind it."""
+
+    def __init__(self, max_send_queue_bytes: int = 1 << 20):
+        self.registry = Registry()
+        self.heartbeat_interval = 0.0
+        self.heartbeat_timeout = 15.0
+        self.max_send_queue_bytes = max_send_queue_bytes
+        self.max_subscriptions = 10
+        self.fence_timeout = 1.0
+        self.hub = FakeHub()
+        self.forgotten: list[Session] = []
+
+    def forget(self, session: Session) -> None:
+        self.forgotten.append(session)
+
+
+@pytest.fixture
+def transport() -> FakeTransport:
+    return FakeTransport()
+
+
+def connected(transport: FakeTransport, server: FakeServer | None = None) -> Session:
+    session = Session(server or FakeServer(), transport, {})  # type: ignore[arg-type]
+    session.start()
+    transport.client_sends({"msg": "connect", "version": "1", "support": ["1"]})
+    assert transport.received()[0]["msg"] == "connected"
+    return session
+
+
+def deliver_added(session: Session, doc_id: str, title: str = "x") -> None:
+    fields = {"title": title}
+    text = messages.added("books", doc_id, fields)
+    session.deliver("s1", "added", "books", doc_id, fields, (), text, after=fields)
+
+
+# --- texts in, texts out --------------------------------------------------------------
+
+
+def test_connect_and_ping_are_answered_at_once(transport: FakeTransport) -> None:
+    connected(transport)
+    transport.client_sends({"msg": "ping", "id": "p"})
+    assert transport.received() == [{"msg": "pong", "id": "p"}]
+
+
+def test_an_unreadable_message_gets_bad_request_and_the_session_goes_on(transport: FakeTransport) -> None:
+    session = connected(transport)
+    session.receive_unreadable()
+    transport.client_sends({"msg": "ping"})
+    assert transport.received() == [{"msg": "error", "reason": "Bad request"}, {"msg": "pong"}]
+
+
+def test_an_unknown_method_gets_result_404_then_updated(transport: FakeTransport) -> None:
+    connected(transport)
+    transport.client_sends({"msg": "method", "method": "nope", "params": [], "id": "1"})
+    gevent.sleep(0)  # the request processor's turn
+    result, updated = transport.received()
+    assert (result["msg"], result["id"], result["error"]["error"]) == ("result", "1", 404)
+    assert updated == {"msg": "updated", "methods": ["1"]}
+
+
+# --- deliveries held for the hub's batch ----------------------------------------------
+
+
+def test_deliveries_of_one_batch_go_out_in_one_write(transport: FakeTransport) -> None:
+    session = connected(transport)
+    with deliveries_held():
+        deliver_added(session, "a")
+        deliver_added(session, "b")
+        assert transport.writes == []
+    assert [[json.loads(text)["id"] for text in write] for write in transport.writes] == [["a", "b"]]
+
+
+def test_a_reply_is_never_held_behind_a_batch_and_never_overtakes_it(transport: FakeTransport) -> None:
+    """A pong (or a method's result) sent while the hub's batch waits goes out at once, after the data."""
+    session = connected(transport)
+    with deliveries_held():
+        deliver_added(session, "a")
+        transport.client_sends({"msg": "ping", "id": "now"})
+        assert [m.get("id") for m in transport.received()] == ["a", "now"]  # not at the block's end
+        deliver_added(session, "b")
+    assert [m["id"] for m in transport.received()] == ["b"]
+
+
+def test_held_deliveries_count_against_the_slow_client_limit(
+    transport: FakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = connected(transport, FakeServer(max_send_queue_bytes=500))
+    with deliveries_held():
+        for number in range(10):
+            deliver_added(session, str(number), title="t" * 60)
+    assert transport.aborted
+    assert "dropped: too slow: over 500 bytes waiting to be sent" in caplog.text
+    assert transport.received() == []
+
+
+# --- a slow client ----------------------------------------------------------------------
+
+
+def test_a_client_that_does_not_keep_up_is_dropped(transport: FakeTransport) -> None:
+    server = FakeServer(max_send_queue_bytes=1000)
+    session = connected(transport, server)
+    transport.slow = True
+    for number in range(20):
+        deliver_added(session, str(number), title="t" * 60)
+    assert transport.aborted
+    assert server.forgotten == [session]
+    assert session.close_reason == "too slow: over 1000 bytes waiting to be sent"
+
+
+def documents(count: int) -> list[tuple[str, str, dict[str, Any]]]:
+    return [("books", str(number), {"title": "t" * 100}) for number in range(count)]
+
+
+def test_a_subscriptions_documents_are_encoded_as_the_client_takes_them(transport: FakeTransport) -> None:
+    session = connected(transport)
+    transport.slow = True
+    session.deliver_initial("s1", documents(2000))
+    session.send(messages.ready(["s1"]))
+    gevent.sleep(0)
+    first = [message["id"] for message in transport.received()]
+    assert 0 < len(first) * 100 < 2 * DOCUMENTS_CHUNK  # one chunk, not all 2000
+    while transport.pending_bytes:
+        transport.catch_up()
+    rest = transport.received()
+    assert [m["id"] for m in rest[:-1]] == [str(n) for n in range(len(first), 2000)]
+    assert rest[-1] == {"msg": "ready", "subs": ["s1"]}  # after every document (D-52)
+
+
+def test_a_close_goes_after_the_documents_still_queued(transport: FakeTransport) -> None:
+    session = connected(transport)
+    transport.slow = True
+    session.deliver_initial("s1", documents(2000))
+    session.close(1001, "server shutting down")
+    gevent.sleep(0)
+    assert transport.closed_with is None
+    while transport.pending_bytes:
+        transport.catch_up()
+    assert len(transport.received()) == 2000
+    assert transport.closed_with == (1001, "server shutting down")
+
+
+# --- closing ------------------------------------------------------------------------------
+
+
+def test_when_the_client_closes_nothing_more_is_sent_or_handled(transport: FakeTransport) -> None:
+    session = connected(transport)
+    transport.slow = True
+    session.deliver_initial("s1", documents(2000))
+    gevent.sleep(0)
+    transport.received()
+    session.transport_closing("closed by the client")
+    transport.client_sends({"msg": "ping"})
+    session.send(messages.ready(["s1"]))
+    while transport.pending_bytes:
+        transport.catch_up()
+    assert transport.received() == []  # what waited was dropped with the session's queue
+    assert session.close_reason == "closed by the client"
+
+
+def test_the_end_of_the_transport_forgets_the_session_once_and_logs_it(
+    transport: FakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "dddp.server")
+    server = FakeServer()
+    session = connected(transport, server)
+    session.transport_ended("the client went away without a close frame")
+    session.transport_ended("again")
+    assert server.forgotten == [session]
+    assert transport.aborted
+    closes = [r.getMessage() for r in caplog.records if " closed after " in r.getMessage()]
+    assert len(closes) == 1
+    assert closes[0].endswith(": the client went away without a close frame")
+
+
+def test_a_failed_version_negotiation_closes_the_transport_after_failed(transport: FakeTransport) -> None:
+    session = Session(FakeServer(), transport, {})  # type: ignore[arg-type]
+    session.start()
+    transport.client_sends({"msg": "connect", "version": "2", "support": ["2"]})
+    assert transport.received() == [{"msg": "failed", "version": "1"}]
+    assert transport.closed_with is not None and transport.closed_with[0] == 1000
+
+
+def test_a_transport_gone_mid_write_ends_the_session(transport: FakeTransport) -> None:
+    server = FakeServer()
+    session = connected(transport, server)
+    transport.aborted = True  # the socket broke
+    session.send(messages.ready(["x"]))
+    assert server.forgotten == [session]
