@@ -81,6 +81,7 @@ class Session:
         self._writer: gevent.Greenlet | None = None
         self._held: list[str] | None = None  # deliveries of the hub's batch, written when it ends
         self._held_bytes = 0
+        self._max_waiting = server.max_send_queue_bytes
         self._finished = False
 
     # --- the connection's life ------------------------------------------------------
@@ -378,12 +379,14 @@ class Session:
         if self.closed:
             return
         if _holding is not None and not self._outbox:
-            if self._held is None:
-                self._held = []
+            held = self._held
+            if held is None:
+                self._held = held = []
                 _holding.append(self)
-            self._held.append(text)
+            held.append(text)
             self._held_bytes += len(text)
-            self._check_backlog()
+            if self._held_bytes > self._max_waiting:
+                self._check_backlog()
             return
         self.send(text)
 
@@ -398,18 +401,20 @@ class Session:
         if self._outbox:  # a subscription's documents are still going out: after them
             self._outbox.extend(texts)
             self._outbox_bytes += sum(len(text) for text in texts)
-        else:
-            try:
-                self.transport.write(texts)
-            except TransportClosed as exc:
-                self.transport_ended(str(exc))
-                return
-        self._check_backlog()
+            self._check_backlog()
+            return
+        try:
+            pending = self.transport.write(texts)
+        except TransportClosed as exc:
+            self.transport_ended(str(exc))
+            return
+        if pending:  # the client is behind (the common case has nothing pending: no check)
+            self._check_backlog()
 
     def _check_backlog(self) -> None:
         waiting = self._outbox_bytes + self._held_bytes + self.transport.pending_bytes
-        if waiting > self.server.max_send_queue_bytes:
-            self.abort(f"too slow: over {self.server.max_send_queue_bytes} bytes waiting to be sent")
+        if waiting > self._max_waiting:
+            self.abort(f"too slow: over {self._max_waiting} bytes waiting to be sent")
 
     def _start_writer(self) -> None:
         if self._writer is None:

@@ -53,9 +53,10 @@ class Transport(Protocol):
     def start(self, user: TransportUser, pending: bytes = b"") -> None:
         """Begin delivering the client's messages to `user`."""
 
-    def write(self, texts: Sequence[str]) -> None:
+    def write(self, texts: Sequence[str]) -> int:
         """Send these messages, in order, after what was written before; never blocks.
 
+        Returns `pending_bytes` after the write (0 when the client took it all).
         Raises TransportClosed when the connection is gone.
         """
 

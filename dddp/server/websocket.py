@@ -133,13 +133,14 @@ class WebSocketTransport:
 
     # --- writing -----------------------------------------------------------------
 
-    def write(self, texts: Sequence[str]) -> None:
+    def write(self, texts: Sequence[str]) -> int:
         """Frame the texts and send them now, or after what is pending; never blocks."""
         if self.closed or self._handshake.sent:
             raise TransportClosed("transport closed")
         data = frame_of(texts[0]) if len(texts) == 1 else b"".join(frame_of(text) for text in texts)
         if not self._send_now(data):
             raise TransportClosed("transport closed")
+        return len(self._pending)
 
     @property
     def pending_bytes(self) -> int:

@@ -45,12 +45,13 @@ class FakeTransport:
     def start(self, user: TransportUser, pending: bytes = b"") -> None:
         self.user = user
 
-    def write(self, texts: Sequence[str]) -> None:
+    def write(self, texts: Sequence[str]) -> int:
         if self.aborted or self.closed_with is not None:
             raise TransportClosed("transport closed")
         self.writes.append(list(texts))
         if self.slow:
             self._pending += sum(len(text) for text in texts)
+        return self._pending
 
     @property
     def pending_bytes(self) -> int:
