@@ -19,6 +19,7 @@ from dddp.protocol.websocket import (
     OPCODE_PONG,
     OPCODE_TEXT,
     BinaryMessage,
+    CloseHandshake,
     CloseRequest,
     Event,
     FrameParser,
@@ -681,3 +682,40 @@ def test_close_frame_round_trips_through_the_parser_once_masked() -> None:
 )
 def test_close_code_to_echo(code: int, echo: int) -> None:
     assert close_code_to_echo(code) == echo
+
+
+# --- the closing handshake (RFC 6455 7.1.2 to 7.1.4) ----------------------------------------
+
+
+def test_when_the_server_closes_first_the_clients_answer_ends_the_connection() -> None:
+    handshake = CloseHandshake()
+    assert handshake.close(1001, "server shutting down") == close_frame(1001, "server shutting down")
+    assert handshake.closing and not handshake.done
+    assert handshake.receive(CloseRequest(1001, "")) is None  # the answer: nothing more to send
+    assert handshake.done
+
+
+def test_when_the_client_closes_first_its_code_is_echoed_at_once() -> None:
+    handshake = CloseHandshake()
+    assert handshake.receive(CloseRequest(4000, "bye")) == close_frame(4000, "closed by the client")
+    assert handshake.done
+    assert handshake.close(1000, "too late") is None  # our frame is already sent
+
+
+@pytest.mark.parametrize("code", [1005, 1006, 1015, 999, 5000])
+def test_a_close_code_that_may_not_be_sent_is_answered_with_1000(code: int) -> None:
+    assert CloseHandshake().receive(CloseRequest(code, "")) == close_frame(1000, "closed by the client")
+
+
+def test_each_side_sends_one_close_frame() -> None:
+    handshake = CloseHandshake()
+    assert handshake.close(1000, "first") is not None
+    assert handshake.close(1001, "second") is None
+    assert handshake.receive(CloseRequest(1000, "")) is None
+    assert handshake.receive(CloseRequest(1000, "again")) is None
+    assert handshake.done
+
+
+def test_an_open_connection_is_not_closing() -> None:
+    handshake = CloseHandshake()
+    assert not handshake.closing and not handshake.done
