@@ -37,6 +37,14 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         8,
         "methods run at once per server process; each worker holds one database connection",
     ),
+    "SOCKJS_HEARTBEAT_DELAY": (
+        25.0,
+        "seconds an idle SockJS poll waits before it answers with a heartbeat frame (S-12)",
+    ),
+    "SOCKJS_DISCONNECT_DELAY": (
+        60.0,
+        "seconds a SockJS polling session lives without a poll before it ends (S-13)",
+    ),
     "SHUTDOWN_TIMEOUT": (
         10.0,
         "seconds a graceful shutdown waits for running methods before closing sockets",

@@ -14,6 +14,9 @@ from dddp.api import Registry
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.hub import Hub
 from dddp.server.session import Session
+from dddp.server.sockjs import PREFIX as SOCKJS_PREFIX
+from dddp.server.sockjs import SockJSEndpoints
+from dddp.server.transport import Transport
 from dddp.server.websocket import WebSocketTransport
 from dddp.server.workers import STOP_GRACE, WorkerPool
 
@@ -51,6 +54,8 @@ class DDPServer:
         method_workers: int,
         connect_listener: Callable[[], Any],
         fence_timeout: float = 10.0,
+        sockjs_heartbeat_delay: float = 25.0,
+        sockjs_disconnect_delay: float = 60.0,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -66,6 +71,7 @@ class DDPServer:
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
+        self.sockjs = SockJSEndpoints(self, sockjs_heartbeat_delay, sockjs_disconnect_delay)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -75,6 +81,8 @@ class DDPServer:
                 return _plain(start_response, "400 Bad Request", "Not a valid websocket request\n")
             self.serve_websocket(websocket, environ)
             return []
+        if path == SOCKJS_PREFIX or path.startswith(SOCKJS_PREFIX + "/"):
+            return self.sockjs(environ, start_response)
         if websocket is not None:
             # gevent-websocket upgrades any path; DDP lives only at its endpoints.
             _refuse(websocket, CLOSE_POLICY_VIOLATION, f"no WebSocket endpoint at {path}")
@@ -83,7 +91,9 @@ class DDPServer:
             return _plain(start_response, "404 Not Found", "Not found: this server serves only DDP\n")
         return self.django_app(environ, start_response)
 
-    def serve_websocket(self, websocket: Any, environ: dict[str, Any]) -> None:
+    def serve_websocket(
+        self, websocket: Any, environ: dict[str, Any], kind: type[WebSocketTransport] = WebSocketTransport
+    ) -> None:
         """Take the upgraded socket from the HTTP handler, whose greenlet then ends."""
         if not self.accepting:
             _refuse(websocket, CLOSE_GOING_AWAY, "server shutting down")
@@ -97,7 +107,10 @@ class DDPServer:
         handler.socket = None
         handler.close_connection = True
         address = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
-        transport = WebSocketTransport(fd, address, self.max_message_size)
+        self.start_session(kind(fd, address, self.max_message_size), environ, pending)
+
+    def start_session(self, transport: Transport, environ: dict[str, Any], pending: bytes = b"") -> None:
+        """A new DDP session on `transport`, for the client of the request `environ`."""
         session = Session(self, transport, _http_headers(environ))
         self.sessions.add(session)
         session.start(pending)

@@ -184,6 +184,8 @@ def build_app(serve_django: bool) -> DDPServer:
         heartbeat_interval=dddp_settings.HEARTBEAT_INTERVAL,
         heartbeat_timeout=dddp_settings.HEARTBEAT_TIMEOUT,
         method_workers=dddp_settings.METHOD_WORKERS,
+        sockjs_heartbeat_delay=dddp_settings.SOCKJS_HEARTBEAT_DELAY,
+        sockjs_disconnect_delay=dddp_settings.SOCKJS_DISCONNECT_DELAY,
         connect_listener=connect_listener,
     )
 
