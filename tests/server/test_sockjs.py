@@ -252,3 +252,22 @@ def test_a_websocket_url_without_an_upgrade_is_400_and_a_post_405(sockjs_server:
         "Not a valid websocket request",
     )
     assert request(sockjs_server, "POST", "/sockjs/1/2/websocket")[0] == 405
+
+
+def test_a_chunked_send_is_read_and_one_over_the_limit_refused(polling: PollingClient) -> None:
+    """Node's sockjs-client sends bodies chunked, with no Content-Length."""
+
+    def chunked(body: str) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", polling.server.port, timeout=10)
+        try:
+            connection.request(
+                "POST", polling.base + "/xhr_send", body=iter([body.encode()]), encode_chunked=True
+            )
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    assert chunked(json.dumps([json.dumps({"msg": "ping", "id": "chunked"})])) == (204, "")
+    assert polling.messages() == [{"msg": "pong", "id": "chunked"}]
+    assert chunked(json.dumps(["x" * 70000])) == (413, "Payload too large.")
