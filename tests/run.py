@@ -3,8 +3,9 @@
 
 It sets itself up: the virtualenv of example/run.py with the test extras, the
 Node DDP clients of tests/node (`npm ci`, when npm is there; without Node those
-tests are skipped and say why), nginx from Debian's packages when run as root
-(without it the proxy tests are skipped and say why), then pytest. PostgreSQL is embedded unless
+tests are skipped and say why), nginx and Chromium from Debian's packages when
+run as root (without them the proxy and browser tests are skipped and say why),
+then pytest. PostgreSQL is embedded unless
 DATABASE_URL names a server.
 """
 
@@ -44,16 +45,27 @@ def ensure_node_clients() -> None:
     stamp.write_text(wanted)
 
 
-def ensure_nginx() -> None:
-    """nginx, for the test of docs/production.rst's proxy configuration: from Debian, as root."""
-    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+#: What some tests run from Debian's packages: the binary, its package, what for.
+DEBIAN_TOOLS = [
+    ("/usr/sbin/nginx", "nginx", "the tests of docs/production.rst's proxy configuration"),
+    ("/usr/bin/chromium", "chromium", "the browser tests (tests/server/test_browser.py)"),
+]
+
+
+def ensure_debian_tools() -> None:
+    """nginx and Chromium from Debian's packages, as root; without them their tests are skipped."""
+    missing = [(package, why) for path, package, why in DEBIAN_TOOLS if not Path(path).exists()]
+    if not missing:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        print("nginx not found: the tests of the production proxy configuration will be skipped", flush=True)
+        for package, why in missing:
+            print(f"{package} not found: {why} will be skipped", flush=True)
         return
-    print("installing nginx (apt-get) for the tests of docs/production.rst", flush=True)
-    # Installing must not start Debian's default site on port 80: the tests run
-    # nginx themselves. policy-rc.d's exit status 101 forbids service starts.
+    packages = [package for package, _ in missing]
+    purposes = "; ".join(why for _, why in missing)
+    print(f"installing {', '.join(packages)} (apt-get) for {purposes}", flush=True)
+    # Installing must not start Debian's default nginx site on port 80: the tests
+    # run nginx themselves. policy-rc.d's exit status 101 forbids service starts.
     policy = Path("/usr/sbin/policy-rc.d")
     ours = not policy.exists()
     if ours:
@@ -63,7 +75,7 @@ def ensure_nginx() -> None:
         quiet = {"stdout": subprocess.DEVNULL}
         subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "nginx"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
             check=True,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
             **quiet,
@@ -76,7 +88,7 @@ def ensure_nginx() -> None:
 def main(argv: list[str]) -> int:
     python = load_example_runner().ensure_virtualenv("test")
     ensure_node_clients()
-    ensure_nginx()
+    ensure_debian_tools()
     os.chdir(REPO)
     return subprocess.run([str(python), "-m", "pytest", *argv]).returncode
 
