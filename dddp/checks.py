@@ -43,7 +43,7 @@ def check_database_is_postgresql(app_configs: Any = None, **kwargs: Any) -> list
 
 @checks.register()
 def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Every DDDP_* setting is known, and every number is a positive number."""
+    """Every DDDP_* setting is known, every number a positive number, every text a non-empty one."""
     messages: list[checks.CheckMessage] = []
     for name in dir(settings):
         if name.startswith("DDDP_") and name[5:] not in DEFAULTS:
@@ -56,12 +56,17 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
     for name, (default, meaning) in DEFAULTS.items():
         value = getattr(settings, f"DDDP_{name}", default)
-        may_be_zero = name == "HEARTBEAT_INTERVAL"
-        wrong_type = isinstance(value, bool) or not isinstance(value, type(default) | int)
-        if wrong_type or value < 0 or (value == 0 and not may_be_zero):
+        if isinstance(default, str):
+            wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
+        else:
+            may_be_zero = name == "HEARTBEAT_INTERVAL"
+            wrong_type = isinstance(value, bool) or not isinstance(value, type(default) | int)
+            wanted = f"a positive {type(default).__name__}"
+            bad = wrong_type or value < 0 or (value == 0 and not may_be_zero)
+        if bad:
             messages.append(
                 checks.Error(
-                    f"DDDP_{name} must be a positive {type(default).__name__}, got {value!r}.",
+                    f"DDDP_{name} must be {wanted}, got {value!r}.",
                     hint=f"DDDP_{name} is the {meaning}; the default is {default!r}.",
                     id="dddp.E002",
                 )

@@ -45,6 +45,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         60.0,
         "seconds a SockJS polling session lives without a poll before it ends (S-13)",
     ),
+    "SOCKJS_URL": (
+        "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
+        "URL of the SockJS client that the iframe page loads: of the major version your Meteor "
+        "app bundles (1.6.1 for current Meteor; a 0.3.4 build for Meteor 1.x apps)",
+    ),
     "SHUTDOWN_TIMEOUT": (
         10.0,
         "seconds a graceful shutdown waits for running methods before closing sockets",

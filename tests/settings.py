@@ -45,7 +45,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 for _name, (_default, _meaning) in DEFAULTS.items():
     _value = os.environ.get(f"DDDP_{_name}")
     if _value is not None:
-        globals()[f"DDDP_{_name}"] = type(_default)(float(_value))
+        globals()[f"DDDP_{_name}"] = _value if isinstance(_default, str) else type(_default)(float(_value))
 
 LOGGING = {
     "version": 1,

@@ -101,6 +101,14 @@ def test_a_bad_dddp_setting_is_e002_with_a_hint_naming_the_default(
     assert f"the default is {default}" in error.hint
 
 
+@pytest.mark.parametrize("value", ["", "   ", 5, None])
+def test_a_text_setting_must_be_a_non_empty_string(value: Any) -> None:
+    with override_settings(DDDP_SOCKJS_URL=value):
+        (error,) = check_dddp_settings()
+    assert error.id == "dddp.E002"
+    assert error.msg == f"DDDP_SOCKJS_URL must be a non-empty string, got {value!r}."
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -56,6 +56,7 @@ class DDPServer:
         fence_timeout: float = 10.0,
         sockjs_heartbeat_delay: float = 25.0,
         sockjs_disconnect_delay: float = 60.0,
+        sockjs_url: str = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
     ):
         self.registry = registry
         self.django_app = django_app
@@ -71,7 +72,7 @@ class DDPServer:
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
-        self.sockjs = SockJSEndpoints(self, sockjs_heartbeat_delay, sockjs_disconnect_delay)
+        self.sockjs = SockJSEndpoints(self, sockjs_heartbeat_delay, sockjs_disconnect_delay, sockjs_url)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

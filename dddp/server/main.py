@@ -186,6 +186,7 @@ def build_app(serve_django: bool) -> DDPServer:
         method_workers=dddp_settings.METHOD_WORKERS,
         sockjs_heartbeat_delay=dddp_settings.SOCKJS_HEARTBEAT_DELAY,
         sockjs_disconnect_delay=dddp_settings.SOCKJS_DISCONNECT_DELAY,
+        sockjs_url=dddp_settings.SOCKJS_URL,
         connect_listener=connect_listener,
     )
 

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dddp.server")
 
 PREFIX = "/sockjs"
-#: The SockJS client the iframe page loads: the 1.x line current Meteor bundles.
-SOCKJS_URL = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js"
 
 StartResponse = Callable[..., Any]
 
@@ -222,8 +220,9 @@ class PollingTransport:
 class SockJSEndpoints:
     """The WSGI side of everything under PREFIX."""
 
-    def __init__(self, server: DDPServer, heartbeat_delay: float, disconnect_delay: float):
+    def __init__(self, server: DDPServer, heartbeat_delay: float, disconnect_delay: float, sockjs_url: str):
         self.server = server
+        self.sockjs_url = sockjs_url  # what the iframe page loads (DDDP_SOCKJS_URL)
         self.polling: dict[str, PollingTransport] = {}
         self.heartbeat_delay = heartbeat_delay
         self.disconnect_delay = disconnect_delay
@@ -267,7 +266,7 @@ class SockJSEndpoints:
         return _respond(start_response, "200 OK", headers, body)
 
     def _iframe(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        page = sockjs.iframe_page(SOCKJS_URL)
+        page = sockjs.iframe_page(self.sockjs_url)
         tag = sockjs.etag(page)
         headers = [("ETag", tag), *sockjs.long_cache_headers(time.time())]
         if sockjs.etag_matches(environ.get("HTTP_IF_NONE_MATCH"), tag):

@@ -28,6 +28,7 @@ def sockjs_server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
         DDDP_SOCKJS_HEARTBEAT_DELAY="0.3",
         DDDP_SOCKJS_DISCONNECT_DELAY="0.6",
         DDDP_MAX_MESSAGE_SIZE="65536",
+        DDDP_SOCKJS_URL="http://static.example/sockjs-0.3.4.min.js",
     ).wait_until_listening()
 
 
@@ -126,6 +127,7 @@ def test_the_iframe_page_is_cached_by_etag(sockjs_server: ServerProcess) -> None
     status, headers, body = request(sockjs_server, "GET", "/sockjs/iframe.html")
     assert status == 200 and headers["content-type"] == "text/html; charset=UTF-8"
     assert "SockJS.bootstrap_iframe()" in body
+    assert '<script src="http://static.example/sockjs-0.3.4.min.js"></script>' in body  # DDDP_SOCKJS_URL
     again = request(
         sockjs_server, "GET", "/sockjs/iframe-1.6.1.html", headers={"If-None-Match": headers["etag"]}
     )
