@@ -2,9 +2,10 @@
 
 The wire format is `dddp.protocol.sockjs`; this module does the HTTP and keeps
 the sessions. Served so far: the greeting, `/info` (GET and OPTIONS), the
-iframe pages, the raw WebSocket (`/sockjs/websocket`, S-4), and the two
-transports Meteor's browser client prefers (S-5): the SockJS-framed websocket
-and xhr-polling (`xhr` + `xhr_send`). Each is a `dddp.server.transport.Transport`
+iframe pages, the raw WebSocket (`/sockjs/websocket`, S-4), and the
+transports of Meteor's browser client's list (S-5) but the iframe one: the
+SockJS-framed websocket, xhr-polling (`xhr` + `xhr_send`) and jsonp-polling
+(`jsonp` + `jsonp_send`). Each is a `dddp.server.transport.Transport`
 under an ordinary `Session`, so everything above the framing (limits,
 heartbeats, slow-client drop, shutdown) is the raw WebSocket's.
 
@@ -21,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import gevent
 from gevent.event import Event
@@ -38,6 +40,8 @@ logger = logging.getLogger("dddp.server")
 PREFIX = "/sockjs"
 
 StartResponse = Callable[..., Any]
+JAVASCRIPT = "application/javascript; charset=UTF-8"
+TEXT = "text/plain; charset=UTF-8"
 
 
 class SockJSWebSocketTransport(WebSocketTransport):
@@ -94,9 +98,7 @@ class _Unframing:
 
 
 class PollingTransport:
-    """One xhr-polling session: written messages wait for the client's next poll."""
-
-    kind = "sockjs/xhr-polling"
+    """One polling session (xhr or jsonp): written messages wait for the client's next poll."""
 
     def __init__(
         self,
@@ -104,7 +106,9 @@ class PollingTransport:
         session_id: str,
         client_address: str,
         disconnect_delay: float,
+        kind: str = "sockjs/xhr-polling",
     ):
+        self.kind = kind
         self._registry = registry
         self._disconnect_delay = disconnect_delay
         self.session_id = session_id
@@ -252,6 +256,10 @@ class SockJSEndpoints:
             return self._xhr(environ, start_response, method, endpoint.session_id or "")
         if endpoint.transport == "xhr_send":
             return self._xhr_send(environ, start_response, method, endpoint.session_id or "")
+        if endpoint.transport == "jsonp":
+            return self._jsonp(environ, start_response, method, endpoint.session_id or "")
+        if endpoint.transport == "jsonp_send":
+            return self._jsonp_send(environ, start_response, method, endpoint.session_id or "")
         return _respond(start_response, "404 Not Found", [], "Not found: transport not served\n")
 
     def _info(self, environ: dict[str, Any], start_response: StartResponse, method: str) -> Iterable[bytes]:
@@ -279,69 +287,104 @@ class SockJSEndpoints:
     ) -> Iterable[bytes]:
         cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
         if method == "OPTIONS":
-            preflight = sockjs.options_headers(
-                "OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
-            )
-            return _respond(
-                start_response, "204 No Content", cors + preflight + sockjs.long_cache_headers(time.time())
-            )
+            return _preflight(environ, start_response, cors)
         if method != "POST":
             return _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
-        headers = [
-            ("Content-Type", "application/javascript; charset=UTF-8"),
-            *cors,
-            *sockjs.no_cache_headers(),
-        ]
-        transport = self.polling.get(session_id)
-        if transport is None:
-            # A new session; also a client polling a session this process does not know
-            # (after a restart): `o` starts it over, and the client reconnects its DDP.
-            if not self.server.accepting:
-                frame = sockjs.close_frame(*sockjs.CLOSE_GO_AWAY)
-                return _respond(start_response, "200 OK", headers, sockjs.xhr_frame(frame))
-            transport = PollingTransport(
-                self.polling, session_id, _client_address(environ), self.disconnect_delay
-            )
-            self.polling[session_id] = transport
-            self.server.start_session(transport, environ)
-            return _respond(start_response, "200 OK", headers, sockjs.xhr_frame(sockjs.OPEN))
-        frame = transport.poll(self.heartbeat_delay)
+        headers = [("Content-Type", JAVASCRIPT), *cors, *sockjs.no_cache_headers()]
+        frame = self._receive(environ, session_id, "sockjs/xhr-polling")
         return _respond(start_response, "200 OK", headers, sockjs.xhr_frame(frame))
+
+    def _jsonp(
+        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
+    ) -> Iterable[bytes]:
+        """jsonp-polling's receiving request: each frame as a call of the page's callback."""
+        if method != "GET":
+            return _respond(start_response, "405 Method Not Allowed", [("Allow", "GET")])
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            callback = sockjs.validate_callback((query.get("c") or [""])[0])
+        except sockjs.RequestError as error:
+            return _respond(
+                start_response, "500 Internal Server Error", sockjs.no_cache_headers(), error.text
+            )
+        frame = self._receive(environ, session_id, "sockjs/jsonp-polling")
+        headers = [("Content-Type", JAVASCRIPT), *sockjs.no_cache_headers()]
+        return _respond(start_response, "200 OK", headers, sockjs.jsonp_frame(callback, frame))
+
+    def _receive(self, environ: dict[str, Any], session_id: str, kind: str) -> str:
+        """The frame a receiving request answers: `o` for a new session, else the next poll's."""
+        transport = self.polling.get(session_id)
+        if transport is not None:
+            return transport.poll(self.heartbeat_delay)
+        # A new session; also a client polling a session this process does not know
+        # (after a restart): `o` starts it over, and the client reconnects its DDP.
+        if not self.server.accepting:
+            return sockjs.close_frame(*sockjs.CLOSE_GO_AWAY)
+        transport = PollingTransport(
+            self.polling, session_id, _client_address(environ), self.disconnect_delay, kind
+        )
+        self.polling[session_id] = transport
+        self.server.start_session(transport, environ)
+        return sockjs.OPEN
 
     def _xhr_send(
         self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
     ) -> Iterable[bytes]:
         cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
         if method == "OPTIONS":
-            preflight = sockjs.options_headers(
-                "OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
-            )
-            return _respond(
-                start_response, "204 No Content", cors + preflight + sockjs.long_cache_headers(time.time())
-            )
+            return _preflight(environ, start_response, cors)
         if method != "POST":
             return _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
+        refused = self._send(environ, session_id, sockjs.parse_send_body)
+        if refused is not None:
+            return _respond(start_response, refused[0], cors, refused[1])
+        return _respond(start_response, "204 No Content", [("Content-Type", TEXT), *cors])
+
+    def _jsonp_send(
+        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
+    ) -> Iterable[bytes]:
+        if method != "POST":
+            return _respond(start_response, "405 Method Not Allowed", [("Allow", "POST")])
+        content_type = environ.get("CONTENT_TYPE")
+        refused = self._send(
+            environ, session_id, lambda body: sockjs.parse_jsonp_send_body(body, content_type)
+        )
+        headers = sockjs.no_cache_headers()
+        if refused is not None:
+            return _respond(start_response, refused[0], headers, refused[1])
+        return _respond(start_response, "200 OK", [("Content-Type", TEXT), *headers], "ok")
+
+    def _send(
+        self, environ: dict[str, Any], session_id: str, parse: Callable[[bytes], list[str]]
+    ) -> tuple[str, str] | None:
+        """Hand a sending request's messages to its session; (status, text) if refused."""
         transport = self.polling.get(session_id)
         if transport is None:
-            return _respond(start_response, "404 Not Found", cors, "Not found\n")
+            return "404 Not Found", "Not found\n"
         limit = self.server.max_message_size
         declared = environ.get("CONTENT_LENGTH")
         if declared and int(declared) > limit:
-            # Refused from the header, before the body is read.
-            return _respond(start_response, "413 Payload Too Large", cors, "Payload too large.")
+            return "413 Payload Too Large", "Payload too large."  # from the header, before reading
         # A chunked body (Node's sockjs-client sends one) has no length: read one byte
         # past the limit to know, never more.
         body = environ["wsgi.input"].read(int(declared) if declared else limit + 1)
         if len(body) > limit:
-            return _respond(start_response, "413 Payload Too Large", cors, "Payload too large.")
+            return "413 Payload Too Large", "Payload too large."
         try:
-            texts = sockjs.parse_send_body(body)
+            texts = parse(body)
         except sockjs.RequestError as error:
-            return _respond(start_response, "500 Internal Server Error", cors, error.text)
+            return "500 Internal Server Error", error.text
         transport.received(texts)
-        return _respond(
-            start_response, "204 No Content", [("Content-Type", "text/plain; charset=UTF-8"), *cors]
-        )
+        return None
+
+
+def _preflight(
+    environ: dict[str, Any], start_response: StartResponse, cors: list[tuple[str, str]]
+) -> list[bytes]:
+    preflight = sockjs.options_headers("OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
+    return _respond(
+        start_response, "204 No Content", cors + preflight + sockjs.long_cache_headers(time.time())
+    )
 
 
 def _respond(

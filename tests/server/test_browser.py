@@ -148,7 +148,7 @@ def wait_for(page: Any, condition: str, timeout: float = 10.0) -> Any:
     raise AssertionError(f"never true in the page: {condition}; events: {page.evaluate('window.events')}")
 
 
-@pytest.mark.parametrize("transport", ["websocket", "xhr-polling"])
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "jsonp-polling"])
 def test_a_browser_on_another_origin_gets_live_data_and_methods(
     browser: Any, page_origin: str, heartbeat_server: ServerProcess, transport: str
 ) -> None:

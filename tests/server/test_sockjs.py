@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -273,3 +274,49 @@ def test_a_chunked_send_is_read_and_one_over_the_limit_refused(polling: PollingC
     assert chunked(json.dumps([json.dumps({"msg": "ping", "id": "chunked"})])) == (204, "")
     assert polling.messages() == [{"msg": "pong", "id": "chunked"}]
     assert chunked(json.dumps(["x" * 70000])) == (413, "Payload too large.")
+
+
+# --- jsonp-polling ----------------------------------------------------------------------
+
+
+def jsonp_frame(body: str, callback: str = "cb") -> str:
+    """The frame inside a jsonp body `/**/cb("frame");\\r\\n`."""
+    prefix, suffix = f"/**/{callback}(", ");\r\n"
+    assert body.startswith(prefix) and body.endswith(suffix), body
+    return json.loads(body[len(prefix) : -len(suffix)])
+
+
+def test_a_jsonp_session_speaks_ddp_through_its_callback(sockjs_server: ServerProcess) -> None:
+    base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
+    status, headers, body = request(sockjs_server, "GET", base + "/jsonp?c=cb")
+    assert status == 200 and headers["content-type"] == "application/javascript; charset=UTF-8"
+    assert jsonp_frame(body) == "o"
+    form = "d=" + urllib.parse.quote(json.dumps([CONNECT]))
+    sent = request(
+        sockjs_server,
+        "POST",
+        base + "/jsonp_send",
+        form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert sent[0::2] == (200, "ok")
+    raw = request(sockjs_server, "POST", base + "/jsonp_send", json.dumps([json.dumps({"msg": "ping"})]))
+    assert raw[0::2] == (200, "ok")  # a raw body too
+    received: list[str] = []
+    for _ in range(20):  # bounded: heartbeats come every 0.3 s
+        frame = jsonp_frame(request(sockjs_server, "GET", base + "/jsonp?c=cb")[2])
+        if frame.startswith("a"):
+            received += [json.loads(text)["msg"] for text in json.loads(frame[1:])]
+        if "pong" in received:
+            break
+    assert received == ["connected", "pong"]
+
+
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [("", '"callback" parameter required'), ("?c=alert(1)", 'invalid "callback" parameter')],
+    ids=["missing", "invalid"],
+)
+def test_a_jsonp_callback_is_checked(sockjs_server: ServerProcess, query: str, answer: str) -> None:
+    status, _, body = request(sockjs_server, "GET", f"/sockjs/000/{uuid.uuid4().hex[:8]}/jsonp{query}")
+    assert (status, body) == (500, answer)
