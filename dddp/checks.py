@@ -56,7 +56,10 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
     for name, (default, meaning) in DEFAULTS.items():
         value = getattr(settings, f"DDDP_{name}", default)
-        if isinstance(default, str):
+        if name == "SOCKJS_PREFIX":
+            wanted = 'a path such as "/sockjs" (a leading slash, no trailing one)'
+            bad = not isinstance(value, str) or not value.startswith("/") or value.endswith("/")
+        elif isinstance(default, str):
             wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
         else:
             may_be_zero = name == "HEARTBEAT_INTERVAL"

@@ -45,6 +45,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         60.0,
         "seconds a SockJS polling session lives without a poll before it ends (S-13)",
     ),
+    "SOCKJS_PREFIX": (
+        "/sockjs",
+        "path under which SockJS is served; Meteor clients append /sockjs to their DDP URL (S-1)",
+    ),
     "SOCKJS_URL": (
         "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
         "URL of the SockJS client that the iframe page loads: of the major version your Meteor "

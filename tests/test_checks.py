@@ -101,6 +101,14 @@ def test_a_bad_dddp_setting_is_e002_with_a_hint_naming_the_default(
     assert f"the default is {default}" in error.hint
 
 
+@pytest.mark.parametrize("value", ["sockjs", "/sockjs/", "", 5])
+def test_the_sockjs_prefix_must_be_a_path(value: Any) -> None:
+    with override_settings(DDDP_SOCKJS_PREFIX=value):
+        (error,) = check_dddp_settings()
+    assert error.id == "dddp.E002"
+    assert error.msg.startswith("DDDP_SOCKJS_PREFIX must be a path such as")
+
+
 @pytest.mark.parametrize("value", ["", "   ", 5, None])
 def test_a_text_setting_must_be_a_non_empty_string(value: Any) -> None:
     with override_settings(DDDP_SOCKJS_URL=value):

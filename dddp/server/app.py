@@ -14,7 +14,6 @@ from dddp.api import Registry
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.hub import Hub
 from dddp.server.session import Session
-from dddp.server.sockjs import PREFIX as SOCKJS_PREFIX
 from dddp.server.sockjs import SockJSEndpoints
 from dddp.server.transport import Transport
 from dddp.server.websocket import WebSocketTransport
@@ -57,6 +56,7 @@ class DDPServer:
         sockjs_heartbeat_delay: float = 25.0,
         sockjs_disconnect_delay: float = 60.0,
         sockjs_url: str = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
+        sockjs_prefix: str = "/sockjs",
     ):
         self.registry = registry
         self.django_app = django_app
@@ -72,7 +72,9 @@ class DDPServer:
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
-        self.sockjs = SockJSEndpoints(self, sockjs_heartbeat_delay, sockjs_disconnect_delay, sockjs_url)
+        self.sockjs = SockJSEndpoints(
+            self, sockjs_heartbeat_delay, sockjs_disconnect_delay, sockjs_url, sockjs_prefix
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -82,7 +84,7 @@ class DDPServer:
                 return _plain(start_response, "400 Bad Request", "Not a valid websocket request\n")
             self.serve_websocket(websocket, environ)
             return []
-        if path == SOCKJS_PREFIX or path.startswith(SOCKJS_PREFIX + "/"):
+        if self.sockjs.serves(path):
             return self.sockjs(environ, start_response)
         if websocket is not None:
             # gevent-websocket upgrades any path; DDP lives only at its endpoints.

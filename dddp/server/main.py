@@ -187,6 +187,7 @@ def build_app(serve_django: bool) -> DDPServer:
         sockjs_heartbeat_delay=dddp_settings.SOCKJS_HEARTBEAT_DELAY,
         sockjs_disconnect_delay=dddp_settings.SOCKJS_DISCONNECT_DELAY,
         sockjs_url=dddp_settings.SOCKJS_URL,
+        sockjs_prefix=dddp_settings.SOCKJS_PREFIX,
         connect_listener=connect_listener,
     )
 

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dddp.server")
 
-PREFIX = "/sockjs"
 
 StartResponse = Callable[..., Any]
 JAVASCRIPT = "application/javascript; charset=UTF-8"
@@ -222,17 +221,28 @@ class PollingTransport:
 
 
 class SockJSEndpoints:
-    """The WSGI side of everything under PREFIX."""
+    """The WSGI side of everything under the prefix."""
 
-    def __init__(self, server: DDPServer, heartbeat_delay: float, disconnect_delay: float, sockjs_url: str):
+    def __init__(
+        self,
+        server: DDPServer,
+        heartbeat_delay: float,
+        disconnect_delay: float,
+        sockjs_url: str,
+        prefix: str = "/sockjs",
+    ):
         self.server = server
+        self.prefix = prefix  # DDDP_SOCKJS_PREFIX
         self.sockjs_url = sockjs_url  # what the iframe page loads (DDDP_SOCKJS_URL)
         self.polling: dict[str, PollingTransport] = {}
         self.heartbeat_delay = heartbeat_delay
         self.disconnect_delay = disconnect_delay
 
+    def serves(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self.prefix + "/")
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")[len(PREFIX) :]
+        path = environ.get("PATH_INFO", "")[len(self.prefix) :]
         endpoint = sockjs.parse_path(path)
         method = environ.get("REQUEST_METHOD", "GET")
         websocket = environ.get("wsgi.websocket")

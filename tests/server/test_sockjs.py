@@ -320,3 +320,13 @@ def test_a_jsonp_session_speaks_ddp_through_its_callback(sockjs_server: ServerPr
 def test_a_jsonp_callback_is_checked(sockjs_server: ServerProcess, query: str, answer: str) -> None:
     status, _, body = request(sockjs_server, "GET", f"/sockjs/000/{uuid.uuid4().hex[:8]}/jsonp{query}")
     assert (status, body) == (500, answer)
+
+
+def test_the_prefix_is_a_setting(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(DDDP_SOCKJS_PREFIX="/ddp/sockjs").wait_until_listening()
+    try:
+        assert request(server, "GET", "/ddp/sockjs")[0::2] == (200, "Welcome to SockJS!\n")
+        assert request(server, "GET", "/ddp/sockjs/info")[0] == 200
+        assert request(server, "GET", "/sockjs")[0] == 404  # Django's now
+    finally:
+        assert server.stop() == 0
