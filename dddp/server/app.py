@@ -53,10 +53,10 @@ class DDPServer:
         method_workers: int,
         connect_listener: Callable[[], Any],
         fence_timeout: float = 10.0,
-        sockjs_heartbeat_delay: float = 25.0,
-        sockjs_disconnect_delay: float = 60.0,
-        sockjs_url: str = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6.1/dist/sockjs.min.js",
-        sockjs_prefix: str = "/sockjs",
+        sockjs_heartbeat_delay: float,
+        sockjs_disconnect_delay: float,
+        sockjs_url: str,
+        sockjs_prefix: str,
     ):
         self.registry = registry
         self.django_app = django_app

@@ -229,7 +229,7 @@ class SockJSEndpoints:
         heartbeat_delay: float,
         disconnect_delay: float,
         sockjs_url: str,
-        prefix: str = "/sockjs",
+        prefix: str,
     ):
         self.server = server
         self.prefix = prefix  # DDDP_SOCKJS_PREFIX
@@ -295,11 +295,9 @@ class SockJSEndpoints:
     def _xhr(
         self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
     ) -> Iterable[bytes]:
-        cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
-        if method == "OPTIONS":
-            return _preflight(environ, start_response, cors)
-        if method != "POST":
-            return _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
+        cors, answered = _xhr_preamble(environ, start_response, method)
+        if answered is not None:
+            return answered
         headers = [("Content-Type", JAVASCRIPT), *cors, *sockjs.no_cache_headers()]
         frame = self._receive(environ, session_id, "sockjs/xhr-polling")
         return _respond(start_response, "200 OK", headers, sockjs.xhr_frame(frame))
@@ -340,11 +338,9 @@ class SockJSEndpoints:
     def _xhr_send(
         self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
     ) -> Iterable[bytes]:
-        cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
-        if method == "OPTIONS":
-            return _preflight(environ, start_response, cors)
-        if method != "POST":
-            return _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
+        cors, answered = _xhr_preamble(environ, start_response, method)
+        if answered is not None:
+            return answered
         refused = self._send(environ, session_id, sockjs.parse_send_body)
         if refused is not None:
             return _respond(start_response, refused[0], cors, refused[1])
@@ -388,13 +384,20 @@ class SockJSEndpoints:
         return None
 
 
-def _preflight(
-    environ: dict[str, Any], start_response: StartResponse, cors: list[tuple[str, str]]
-) -> list[bytes]:
-    preflight = sockjs.options_headers("OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
-    return _respond(
-        start_response, "204 No Content", cors + preflight + sockjs.long_cache_headers(time.time())
-    )
+def _xhr_preamble(
+    environ: dict[str, Any], start_response: StartResponse, method: str
+) -> tuple[list[tuple[str, str]], list[bytes] | None]:
+    """An xhr request's CORS headers (S-20), and its answer already if a preflight or not a POST."""
+    cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
+    if method == "OPTIONS":
+        preflight = sockjs.options_headers(
+            "OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
+        )
+        headers = cors + preflight + sockjs.long_cache_headers(time.time())
+        return cors, _respond(start_response, "204 No Content", headers)
+    if method != "POST":
+        return cors, _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
+    return cors, None
 
 
 def _respond(
