@@ -22,6 +22,8 @@ from dddp.server.workers import STOP_GRACE, WorkerPool
 logger = logging.getLogger("dddp.server")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: What begins using a new transport: (transport, the request's environ, bytes read past it).
+StartSession = Callable[[Transport, dict[str, Any], bytes], None]
 
 #: Raw WebSocket DDP endpoints, as Meteor's server has them (S-4).
 WEBSOCKET_PATHS = ("/websocket", "/websocket/")
@@ -73,7 +75,11 @@ class DDPServer:
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
         self.sockjs = SockJSEndpoints(
-            self, sockjs_heartbeat_delay, sockjs_disconnect_delay, sockjs_url, sockjs_prefix
+            self,
+            heartbeat_delay=sockjs_heartbeat_delay,
+            disconnect_delay=sockjs_disconnect_delay,
+            sockjs_url=sockjs_url,
+            prefix=sockjs_prefix,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -95,9 +101,17 @@ class DDPServer:
         return self.django_app(environ, start_response)
 
     def serve_websocket(
-        self, websocket: Any, environ: dict[str, Any], kind: type[WebSocketTransport] = WebSocketTransport
+        self,
+        websocket: Any,
+        environ: dict[str, Any],
+        kind: type[WebSocketTransport] = WebSocketTransport,
+        start: StartSession | None = None,
     ) -> None:
-        """Take the upgraded socket from the HTTP handler, whose greenlet then ends."""
+        """Take the upgraded socket from the HTTP handler, whose greenlet then ends.
+
+        `start` (default `start_session`) is given the transport: something other
+        than a DDP session may use it (the SockJS test services).
+        """
         if not self.accepting:
             _refuse(websocket, CLOSE_GOING_AWAY, "server shutting down")
             return
@@ -110,7 +124,7 @@ class DDPServer:
         handler.socket = None
         handler.close_connection = True
         address = f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
-        self.start_session(kind(fd, address, self.max_message_size), environ, pending)
+        (start or self.start_session)(kind(fd, address, self.max_message_size), environ, pending)
 
     def start_session(self, transport: Transport, environ: dict[str, Any], pending: bytes = b"") -> None:
         """A new DDP session on `transport`, for the client of the request `environ`."""

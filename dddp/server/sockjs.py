@@ -33,7 +33,7 @@ from dddp.server.transport import TransportClosed, TransportUser
 from dddp.server.websocket import WebSocketTransport
 
 if TYPE_CHECKING:
-    from dddp.server.app import DDPServer
+    from dddp.server.app import DDPServer, StartSession
 
 logger = logging.getLogger("dddp.server")
 
@@ -226,12 +226,21 @@ class SockJSEndpoints:
     def __init__(
         self,
         server: DDPServer,
+        *,
         heartbeat_delay: float,
         disconnect_delay: float,
         sockjs_url: str,
         prefix: str,
+        start_session: StartSession | None = None,
+        websocket: bool = True,
+        cookie_needed: bool = False,
     ):
         self.server = server
+        # What each new SockJS session's transport is given to: a DDP session,
+        # unless this is one of the conformance test services.
+        self.start_session: StartSession = start_session or server.start_session
+        self.websocket = websocket  # False: /info says so and the websocket transports are 404
+        self.cookie_needed = cookie_needed  # S-22: /info says so and session URLs set JSESSIONID
         self.prefix = prefix  # DDDP_SOCKJS_PREFIX
         self.sockjs_url = sockjs_url  # what the iframe page loads (DDDP_SOCKJS_URL)
         self.polling: dict[str, PollingTransport] = {}
@@ -255,12 +264,14 @@ class SockJSEndpoints:
         if endpoint.kind == "iframe":
             return self._iframe(environ, start_response)
         if endpoint.kind == "raw_websocket" or endpoint.transport == "websocket":
+            if not self.websocket:
+                return _respond(start_response, "404 Not Found", [], "Not found: websocket disabled\n")
             if method != "GET":
                 return _respond(start_response, "405 Method Not Allowed", [("Allow", "GET")], "")
             if websocket is None:
                 return _respond(start_response, "400 Bad Request", [], "Not a valid websocket request")
             kind = WebSocketTransport if endpoint.kind == "raw_websocket" else SockJSWebSocketTransport
-            self.server.serve_websocket(websocket, environ, kind)
+            self.server.serve_websocket(websocket, environ, kind, self.start_session)
             return []
         if endpoint.transport == "xhr":
             return self._xhr(environ, start_response, method, endpoint.session_id or "")
@@ -279,7 +290,9 @@ class SockJSEndpoints:
             return _respond(
                 start_response, "204 No Content", headers + sockjs.long_cache_headers(time.time())
             )
-        body = sockjs.info_body(websocket=True, cookie_needed=False, entropy=random.getrandbits(32))
+        body = sockjs.info_body(
+            websocket=self.websocket, cookie_needed=self.cookie_needed, entropy=random.getrandbits(32)
+        )
         headers = [("Content-Type", "application/json; charset=UTF-8"), *cors, *sockjs.no_cache_headers()]
         return _respond(start_response, "200 OK", headers, body)
 
@@ -332,7 +345,7 @@ class SockJSEndpoints:
             self.polling, session_id, _client_address(environ), self.disconnect_delay, kind
         )
         self.polling[session_id] = transport
-        self.server.start_session(transport, environ)
+        self.start_session(transport, environ, b"")
         return sockjs.OPEN
 
     def _xhr_send(
