@@ -62,7 +62,7 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         elif isinstance(default, str):
             wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
         else:
-            may_be_zero = name == "HEARTBEAT_INTERVAL"
+            may_be_zero = name in ("HEARTBEAT_INTERVAL", "SOCKJS_MAX_SESSIONS_PER_ADDRESS")
             wrong_type = isinstance(value, bool) or not isinstance(value, type(default) | int)
             wanted = f"a positive {type(default).__name__}"
             bad = wrong_type or value < 0 or (value == 0 and not may_be_zero)

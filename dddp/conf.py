@@ -45,6 +45,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         60.0,
         "seconds a SockJS polling session lives without a poll before it ends (S-13)",
     ),
+    "SOCKJS_RESPONSE_LIMIT": (
+        128 * 1024,
+        "bytes a SockJS streaming response (xhr-streaming, eventsource, htmlfile) carries before "
+        "it ends and the client opens the next, so that the browser frees what it received",
+    ),
+    "SOCKJS_MAX_SESSIONS_PER_ADDRESS": (
+        100,
+        "SockJS sessions over HTTP (polling, streaming) one client address may hold at once; "
+        "0 for no limit (behind a proxy every client has the proxy's address)",
+    ),
     "SOCKJS_PREFIX": (
         "/sockjs",
         "path under which SockJS is served; Meteor clients append /sockjs to their DDP URL (S-1)",

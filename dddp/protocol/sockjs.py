@@ -34,6 +34,8 @@ CLOSE_ANOTHER_CONNECTION = (2010, "Another connection still open")
 CLOSE_INTERRUPTED = (1002, "Connection interrupted")
 CLOSE_NORMAL = (1000, "Normal closure")
 CLOSE_BROKEN_FRAMING = (3000, "Broken framing.")
+# Not sockjs-node's: dddp refuses a new HTTP session past its per-address limit.
+CLOSE_TOO_MANY_SESSIONS = (3000, "Too many sessions from this address")
 
 # --- errors answered with status 500 (table 3.2) --------------------------------
 
@@ -362,6 +364,20 @@ def cors_headers(origin: str | None) -> Headers:
         ("Access-Control-Allow-Credentials", "true"),
         ("Vary", "Origin"),
     ]
+
+
+_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]+")  # RFC 6265 cookie-octets
+
+
+def jsessionid_cookie(cookie_header: str | None) -> str:
+    """The Set-Cookie value of a session URL when cookie_needed (S-22): the client's
+    JSESSIONID echoed (a load balancer's stickiness), else "dummy"."""
+    value = "dummy"
+    for part in (cookie_header or "").split(";"):
+        name, _, candidate = part.strip().partition("=")
+        if name == "JSESSIONID" and _COOKIE_VALUE.fullmatch(candidate):
+            value = candidate
+    return f"JSESSIONID={value}; path=/"
 
 
 def no_cache_headers() -> Headers:

@@ -59,6 +59,8 @@ class DDPServer:
         sockjs_disconnect_delay: float,
         sockjs_url: str,
         sockjs_prefix: str,
+        sockjs_response_limit: int = 128 * 1024,
+        sockjs_max_sessions_per_address: int = 0,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -80,6 +82,8 @@ class DDPServer:
             disconnect_delay=sockjs_disconnect_delay,
             sockjs_url=sockjs_url,
             prefix=sockjs_prefix,
+            response_limit=sockjs_response_limit,
+            max_sessions_per_address=sockjs_max_sessions_per_address,
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

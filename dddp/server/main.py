@@ -188,6 +188,8 @@ def build_app(serve_django: bool) -> DDPServer:
         sockjs_disconnect_delay=dddp_settings.SOCKJS_DISCONNECT_DELAY,
         sockjs_url=dddp_settings.SOCKJS_URL,
         sockjs_prefix=dddp_settings.SOCKJS_PREFIX,
+        sockjs_response_limit=dddp_settings.SOCKJS_RESPONSE_LIMIT,
+        sockjs_max_sessions_per_address=dddp_settings.SOCKJS_MAX_SESSIONS_PER_ADDRESS,
         connect_listener=connect_listener,
     )
 
@@ -203,13 +205,14 @@ def connect_listener() -> object:
 def listen(host: str, port: int) -> WSGIServer:
     """The bound, listening server socket; its `application` is set once it is built."""
     from gevent.pywsgi import WSGIServer
-    from geventwebsocket.handler import WebSocketHandler
+
+    from dddp.server.handler import RequestHandler
 
     http_server = WSGIServer(
         (host, port),
         None,
         backlog=2048,  # gevent's 128 drops connections when thousands of clients (re)connect at once
-        handler_class=WebSocketHandler,
+        handler_class=RequestHandler,
         log=logging.getLogger("dddp.server.http"),
         error_log=logging.getLogger("dddp.server.http"),
     )

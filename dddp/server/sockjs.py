@@ -17,10 +17,13 @@ idle poll is answered `h` after DDDP_SOCKJS_HEARTBEAT_DELAY seconds.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
     from dddp.server.app import DDPServer, StartSession
 
 logger = logging.getLogger("dddp.server")
+
+#: Where the HTTP handler puts the request's socket (`dddp.server.handler`).
+SOCKET_KEY = "dddp.socket"
 
 
 StartResponse = Callable[..., Any]
@@ -96,12 +102,26 @@ class _Unframing:
         self._user.transport_ended(reason)
 
 
-class PollingTransport:
-    """One polling session (xhr or jsonp): written messages wait for the client's next poll."""
+class HTTPTransport:
+    """One SockJS session over HTTP requests: polling (xhr, jsonp) or streaming.
+
+    The session outlives its requests. Messages written wait for the client's
+    next receiving request: a poll takes what waits and ends; a streaming
+    response (xhr_streaming, eventsource, htmlfile) stays open, sending each
+    frame as it comes, until it has sent DDDP_SOCKJS_RESPONSE_LIMIT bytes and
+    the client opens the next. One receiving request at a time (S-14).
+
+    A receiving request whose client leaves (its socket reads end-of-file
+    while it waits, or writing its response fails) may have lost what it
+    carried: the session ends at once, as sockjs-node's does, and until the
+    disconnect delay every request for it is answered c[1002,"Connection
+    interrupted"], so the client starts a new session (Meteor then subscribes
+    again and re-sends unanswered methods) instead of missing messages.
+    """
 
     def __init__(
         self,
-        registry: dict[str, PollingTransport],
+        registry: HTTPSessions,
         session_id: str,
         client_address: str,
         disconnect_delay: float,
@@ -115,11 +135,11 @@ class PollingTransport:
         self._user: TransportUser | None = None
         self._outgoing: list[str] = []
         self._outgoing_bytes = 0
-        self._wake = Event()  # set when there is something for a poll to answer
-        self._taken = Event()  # set when a poll took what was written
-        self._polling = False
-        self._closed_frame: str | None = None  # once closed, every poll gets it (S-14)
-        self._ended = False
+        self._wake = Event()  # set when a waiting receiving request has something to do
+        self._taken = Event()  # set when a receiving request took what was written
+        self._receiving = False
+        self._closed_frame: str | None = None  # once closed, every request gets it (S-14)
+        self._ended = False  # nothing more is written; the session is told, or aborted it
         self._timer: gevent.Greenlet | None = None
 
     # --- the Transport interface -------------------------------------------------
@@ -141,7 +161,7 @@ class PollingTransport:
         return self._outgoing_bytes
 
     def drained(self) -> None:
-        """Wait until a poll has taken what was written (or the session is over)."""
+        """Wait until a receiving request has taken what was written (or the session is over)."""
         while self._outgoing and not self._ended:
             self._taken.clear()
             self._taken.wait()
@@ -149,53 +169,128 @@ class PollingTransport:
             raise TransportClosed("transport closed")
 
     def close(self, code: int, reason: str) -> None:
-        """The next poll gets what waits, then every poll gets `c[code,reason]` until the timeout."""
+        """The next request gets what waits, then every request gets `c[code,reason]` until the timeout."""
         if self._closed_frame is None and not self._ended:
             self._closed_frame = sockjs.close_frame(code, reason)
             self._wake.set()
 
     def abort(self) -> None:
-        self._ended = True
-        self._closed_frame = self._closed_frame or sockjs.close_frame(*sockjs.CLOSE_GO_AWAY)
-        self._wake.set()
-        self._taken.set()
-        self._cancel_timer()
-        if self._registry.get(self.session_id) is self:
-            del self._registry[self.session_id]
+        """Over at once, without telling the session; requests get the close frame until the timeout."""
+        if not self._ended:
+            self._user = None
+            self._end(self._closed_frame or sockjs.close_frame(*sockjs.CLOSE_GO_AWAY))
+            if not self._receiving:
+                self._arm_timer()
 
     # --- the HTTP side -----------------------------------------------------------
 
-    def poll(self, heartbeat_delay: float) -> str:
-        """Answer one receiving request: messages, the close frame, or `h` after a quiet while."""
-        if self._polling:
+    def poll(self, heartbeat_delay: float, client: ClientWatch | None) -> str | None:
+        """The frame one polling request answers (messages, the close frame, or `h` after a
+        quiet while); None if its client left while it waited."""
+        if self._receiving:
             return sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION)
+        self._receiving = True
         self._cancel_timer()
-        self._polling = True
         try:
-            if not self._outgoing and self._closed_frame is None:
-                self._wake.clear()
-                self._wake.wait(heartbeat_delay)
-            if self._outgoing:
-                frame = sockjs.messages_frame(self._outgoing)
-                self._outgoing = []
-                self._outgoing_bytes = 0
-                self._taken.set()
-            elif self._closed_frame is not None:
-                frame = self._closed_frame
-            else:
-                frame = sockjs.HEARTBEAT
+            return self._next_frame(heartbeat_delay, client)
         finally:
-            self._polling = False
-            if not self._ended:
-                self._arm_timer()
-        return frame
+            if client is not None:
+                client.stop()
+            self._receiving = False
+            self._arm_timer()
+
+    def stream(
+        self,
+        opening: bool,
+        heartbeat_delay: float,
+        response_limit: int,
+        client: ClientWatch | None,
+        encode: Callable[[str], bytes],
+    ) -> Iterator[bytes]:
+        """A streaming response's frames, each encoded, until `response_limit` bytes, the close
+        frame, or the client leaving (`o` first if `opening`).
+
+        Runs as the WSGI body, so each frame is out (handed to the socket) when
+        the next is asked for; a write that fails closes this generator at its
+        `yield`, and the session is interrupted.
+        """
+        if self._receiving:
+            yield encode(sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION))
+            return
+        self._receiving = True
+        self._cancel_timer()
+        sent = 0
+        try:
+            frame: str | None = sockjs.OPEN if opening else None
+            while True:
+                if frame is None:
+                    frame = self._next_frame(heartbeat_delay, client)
+                    if frame is None:
+                        return
+                data = encode(frame)
+                try:
+                    yield data
+                except GeneratorExit:
+                    self.interrupted()
+                    raise
+                sent += len(data)
+                if frame.startswith("c") or sent >= response_limit:
+                    return
+                frame = None
+        finally:
+            if client is not None:
+                client.stop()
+            self._receiving = False
+            self._arm_timer()
 
     def received(self, texts: list[str]) -> None:
-        """Messages from an `xhr_send`, in order."""
+        """Messages from a sending request, in order."""
         if self._user is None or self._closed_frame is not None:
             return
         for text in texts:
             self._user.receive(text)
+
+    def interrupted(self) -> None:
+        """A receiving request's client left, perhaps with messages: the session is over."""
+        if self._ended:
+            return
+        user = self._user
+        self._user = None
+        self._end(sockjs.close_frame(*sockjs.CLOSE_INTERRUPTED))
+        if not self._receiving:
+            self._arm_timer()
+        if user is not None:
+            user.transport_ended("connection interrupted")
+
+    def _next_frame(self, heartbeat_delay: float, client: ClientWatch | None) -> str | None:
+        deadline = time.monotonic() + heartbeat_delay
+        if client is not None:
+            client.start(self._wake)
+        while not self._outgoing and self._closed_frame is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return sockjs.HEARTBEAT
+            self._wake.clear()
+            self._wake.wait(remaining)
+            if client is not None and client.left():
+                self.interrupted()
+                return None
+        if self._outgoing and not self._ended:
+            frame = sockjs.messages_frame(self._outgoing)
+            self._outgoing = []
+            self._outgoing_bytes = 0
+            self._taken.set()
+            return frame
+        return self._closed_frame
+
+    def _end(self, closed_frame: str) -> None:
+        """Nothing more is written; requests get `closed_frame` until the timer forgets the session."""
+        self._ended = True
+        self._closed_frame = closed_frame
+        self._outgoing = []
+        self._outgoing_bytes = 0
+        self._wake.set()
+        self._taken.set()
 
     def _arm_timer(self) -> None:
         self._cancel_timer()
@@ -207,17 +302,90 @@ class PollingTransport:
         self._timer = None
 
     def _expire(self) -> None:
-        """No poll for the disconnect delay (S-13): the session is over."""
+        """No receiving request for the disconnect delay (S-13): the session is forgotten."""
         self._timer = None
+        self._registry.remove(self)
         if self._ended:
             return
-        self._ended = True
-        self._taken.set()
-        if self._registry.get(self.session_id) is self:
-            del self._registry[self.session_id]
-        if self._user is not None:
-            reason = "closed" if self._closed_frame else f"no poll for {self._disconnect_delay:g}s"
-            self._user.transport_ended(reason)
+        user = self._user
+        self._user = None
+        reason = "closed" if self._closed_frame else f"no poll for {self._disconnect_delay:g}s"
+        self._end(self._closed_frame or sockjs.close_frame(*sockjs.CLOSE_GO_AWAY))
+        if user is not None:
+            user.transport_ended(reason)
+
+
+class HTTPSessions:
+    """The HTTP transports' sessions by id, and how many each client address holds."""
+
+    def __init__(self, max_per_address: int):
+        self.max_per_address = max_per_address  # DDDP_SOCKJS_MAX_SESSIONS_PER_ADDRESS; 0: no limit
+        self._by_id: dict[str, HTTPTransport] = {}
+        self._per_address: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, session_id: str) -> HTTPTransport | None:
+        return self._by_id.get(session_id)
+
+    def full_for(self, address: str) -> bool:
+        return 0 < self.max_per_address <= self._per_address[address]
+
+    def add(self, transport: HTTPTransport) -> None:
+        self._by_id[transport.session_id] = transport
+        self._per_address[_host(transport.client_address)] += 1
+
+    def remove(self, transport: HTTPTransport) -> None:
+        if self._by_id.get(transport.session_id) is transport:
+            del self._by_id[transport.session_id]
+            address = _host(transport.client_address)
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+
+
+class ClientWatch:
+    """Notices the client of a waiting request leaving: its socket reads end-of-file.
+
+    A long poll's client that gives up (a closed tab, an aborted request)
+    otherwise goes unnoticed until the response is written to nobody.
+    """
+
+    __slots__ = ("_socket", "_watcher")
+
+    def __init__(self, sock: Any):
+        self._socket = sock
+        self._watcher: Any = None
+
+    def start(self, wake: Event) -> None:
+        if self._watcher is None and self._socket is not None:
+            self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
+            self._watcher.start(wake.set)
+
+    def left(self) -> bool:
+        if self._watcher is None:
+            return False
+        timeout = self._socket.gettimeout()
+        self._socket.settimeout(0)  # a peek that never waits
+        try:
+            data = self._socket.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        finally:
+            self._socket.settimeout(timeout)
+        if data:
+            self.stop()  # the client sent more (a pipelined request): it is still there
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
 
 
 class SockJSEndpoints:
@@ -231,21 +399,25 @@ class SockJSEndpoints:
         disconnect_delay: float,
         sockjs_url: str,
         prefix: str,
+        response_limit: int = 128 * 1024,
+        max_sessions_per_address: int = 0,
         start_session: StartSession | None = None,
         websocket: bool = True,
         cookie_needed: bool = False,
     ):
         self.server = server
+        self.prefix = prefix  # DDDP_SOCKJS_PREFIX
+        self.sockjs_url = sockjs_url  # what the iframe page loads (DDDP_SOCKJS_URL)
+        self.heartbeat_delay = heartbeat_delay
+        self.disconnect_delay = disconnect_delay
+        self.response_limit = response_limit  # DDDP_SOCKJS_RESPONSE_LIMIT
+        self.sessions = HTTPSessions(max_sessions_per_address)
         # What each new SockJS session's transport is given to: a DDP session,
         # unless this is one of the conformance test services.
         self.start_session: StartSession = start_session or server.start_session
         self.websocket = websocket  # False: /info says so and the websocket transports are 404
         self.cookie_needed = cookie_needed  # S-22: /info says so and session URLs set JSESSIONID
-        self.prefix = prefix  # DDDP_SOCKJS_PREFIX
-        self.sockjs_url = sockjs_url  # what the iframe page loads (DDDP_SOCKJS_URL)
-        self.polling: dict[str, PollingTransport] = {}
-        self.heartbeat_delay = heartbeat_delay
-        self.disconnect_delay = disconnect_delay
+        self._refusals_logged = 0.0
 
     def serves(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
@@ -273,14 +445,27 @@ class SockJSEndpoints:
             kind = WebSocketTransport if endpoint.kind == "raw_websocket" else SockJSWebSocketTransport
             self.server.serve_websocket(websocket, environ, kind, self.start_session)
             return []
-        if endpoint.transport == "xhr":
-            return self._xhr(environ, start_response, method, endpoint.session_id or "")
+        session_id = endpoint.session_id or ""
+        cookie = self._cookie(environ)
+        if endpoint.transport in ("xhr", "xhr_streaming"):
+            cors, answered = _xhr_preamble(environ, start_response, method, cookie)
+            if answered is not None:
+                return answered
+            headers = [("Content-Type", JAVASCRIPT), *cors, *cookie, *sockjs.no_cache_headers()]
+            if endpoint.transport == "xhr":
+                return self._poll(environ, start_response, headers, session_id, "xhr", sockjs.xhr_frame)
+            prelude = sockjs.XHR_STREAMING_PRELUDE
+            return self._stream(
+                environ, start_response, headers, session_id, "xhr-streaming", prelude, sockjs.xhr_frame
+            )
         if endpoint.transport == "xhr_send":
-            return self._xhr_send(environ, start_response, method, endpoint.session_id or "")
-        if endpoint.transport == "jsonp":
-            return self._jsonp(environ, start_response, method, endpoint.session_id or "")
+            return self._xhr_send(environ, start_response, method, session_id, cookie)
+        if endpoint.transport in ("jsonp", "htmlfile", "eventsource"):
+            if method != "GET":
+                return _respond(start_response, "405 Method Not Allowed", [("Allow", "GET")])
+            return self._get_receiver(environ, start_response, endpoint.transport, session_id, cookie)
         if endpoint.transport == "jsonp_send":
-            return self._jsonp_send(environ, start_response, method, endpoint.session_id or "")
+            return self._jsonp_send(environ, start_response, method, session_id, cookie)
         return _respond(start_response, "404 Not Found", [], "Not found: transport not served\n")
 
     def _info(self, environ: dict[str, Any], start_response: StartResponse, method: str) -> Iterable[bytes]:
@@ -305,62 +490,150 @@ class SockJSEndpoints:
         headers.append(("Content-Type", "text/html; charset=UTF-8"))
         return _respond(start_response, "200 OK", headers, page)
 
-    def _xhr(
-        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
-    ) -> Iterable[bytes]:
-        cors, answered = _xhr_preamble(environ, start_response, method)
-        if answered is not None:
-            return answered
-        headers = [("Content-Type", JAVASCRIPT), *cors, *sockjs.no_cache_headers()]
-        frame = self._receive(environ, session_id, "sockjs/xhr-polling")
-        return _respond(start_response, "200 OK", headers, sockjs.xhr_frame(frame))
+    def _cookie(self, environ: dict[str, Any]) -> list[tuple[str, str]]:
+        """S-22: with cookie_needed, session URLs set JSESSIONID (the client's, or "dummy")."""
+        if not self.cookie_needed:
+            return []
+        return [("Set-Cookie", sockjs.jsessionid_cookie(environ.get("HTTP_COOKIE")))]
 
-    def _jsonp(
-        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
+    def _get_receiver(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        transport: str,
+        session_id: str,
+        cookie: list[tuple[str, str]],
     ) -> Iterable[bytes]:
-        """jsonp-polling's receiving request: each frame as a call of the page's callback."""
-        if method != "GET":
-            return _respond(start_response, "405 Method Not Allowed", [("Allow", "GET")])
+        """jsonp (polling), htmlfile and eventsource (streaming): GETs, no CORS (S-21)."""
+        no_cache = [*cookie, *sockjs.no_cache_headers()]
+        if transport == "eventsource":
+            headers = [("Content-Type", "text/event-stream"), *no_cache]
+            return self._stream(
+                environ,
+                start_response,
+                headers,
+                session_id,
+                "eventsource",
+                sockjs.EVENTSOURCE_PRELUDE,
+                sockjs.eventsource_frame,
+            )
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:
             callback = sockjs.validate_callback((query.get("c") or [""])[0])
         except sockjs.RequestError as error:
-            return _respond(
-                start_response, "500 Internal Server Error", sockjs.no_cache_headers(), error.text
+            return _respond(start_response, "500 Internal Server Error", no_cache, error.text)
+        if transport == "jsonp":
+            headers = [("Content-Type", JAVASCRIPT), *no_cache]
+            return self._poll(
+                environ,
+                start_response,
+                headers,
+                session_id,
+                "jsonp",
+                lambda frame: sockjs.jsonp_frame(callback, frame),
             )
-        frame = self._receive(environ, session_id, "sockjs/jsonp-polling")
-        headers = [("Content-Type", JAVASCRIPT), *sockjs.no_cache_headers()]
-        return _respond(start_response, "200 OK", headers, sockjs.jsonp_frame(callback, frame))
-
-    def _receive(self, environ: dict[str, Any], session_id: str, kind: str) -> str:
-        """The frame a receiving request answers: `o` for a new session, else the next poll's."""
-        transport = self.polling.get(session_id)
-        if transport is not None:
-            return transport.poll(self.heartbeat_delay)
-        # A new session; also a client polling a session this process does not know
-        # (after a restart): `o` starts it over, and the client reconnects its DDP.
-        if not self.server.accepting:
-            return sockjs.close_frame(*sockjs.CLOSE_GO_AWAY)
-        transport = PollingTransport(
-            self.polling, session_id, _client_address(environ), self.disconnect_delay, kind
+        headers = [("Content-Type", "text/html; charset=UTF-8"), *no_cache]
+        return self._stream(
+            environ,
+            start_response,
+            headers,
+            session_id,
+            "htmlfile",
+            sockjs.htmlfile_prelude(callback),
+            sockjs.htmlfile_frame,
         )
-        self.polling[session_id] = transport
+
+    def _session(
+        self, environ: dict[str, Any], session_id: str, kind: str
+    ) -> tuple[HTTPTransport | None, str]:
+        """The session a receiving request is for, and "" or the frame that answers it instead.
+
+        An unknown id is a new session; also a client polling a session this
+        process does not know (after a restart): `o` starts it over, and the
+        client reconnects its DDP.
+        """
+        transport = self.sessions.get(session_id)
+        if transport is not None:
+            return transport, ""
+        if not self.server.accepting:
+            return None, sockjs.close_frame(*sockjs.CLOSE_GO_AWAY)
+        address = _client_address(environ)
+        if self.sessions.full_for(_host(address)):
+            self._log_refusal(address)
+            return None, sockjs.close_frame(*sockjs.CLOSE_TOO_MANY_SESSIONS)
+        transport = HTTPTransport(self.sessions, session_id, address, self.disconnect_delay, kind)
+        self.sessions.add(transport)
         self.start_session(transport, environ, b"")
-        return sockjs.OPEN
+        return transport, sockjs.OPEN
+
+    def _poll(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        headers: list[tuple[str, str]],
+        session_id: str,
+        transport_name: str,
+        encode: Callable[[str], str],
+    ) -> Iterable[bytes]:
+        """A polling receiving request (xhr, jsonp): one frame, with a Content-Length."""
+        transport, frame = self._session(environ, session_id, f"sockjs/{transport_name}-polling")
+        if not frame and transport is not None:
+            polled = transport.poll(self.heartbeat_delay, ClientWatch(environ.get(SOCKET_KEY)))
+            if polled is None:
+                return []  # the client left; nobody to answer
+            frame = polled
+        data = encode(frame).encode("utf-8")
+        start_response("200 OK", [*headers, ("Content-Length", str(len(data)))])
+        return _delivered(data, transport) if transport is not None else [data]
+
+    def _stream(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        headers: list[tuple[str, str]],
+        session_id: str,
+        transport_name: str,
+        prelude: str,
+        encode: Callable[[str], str],
+    ) -> Iterable[bytes]:
+        """A streaming receiving request: chunked on HTTP/1.1, until the connection closes on 1.0."""
+        transport, frame = self._session(environ, session_id, f"sockjs/{transport_name}")
+        start_response("200 OK", headers)
+        head = prelude.encode("utf-8")
+        if transport is None:
+            return [head, encode(frame).encode("utf-8")]
+        frames = transport.stream(
+            frame == sockjs.OPEN,
+            self.heartbeat_delay,
+            self.response_limit,
+            ClientWatch(environ.get(SOCKET_KEY)),
+            lambda text: encode(text).encode("utf-8"),
+        )
+        return itertools.chain([head], frames)
 
     def _xhr_send(
-        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        method: str,
+        session_id: str,
+        cookie: list[tuple[str, str]],
     ) -> Iterable[bytes]:
-        cors, answered = _xhr_preamble(environ, start_response, method)
+        cors, answered = _xhr_preamble(environ, start_response, method, cookie)
         if answered is not None:
             return answered
         refused = self._send(environ, session_id, sockjs.parse_send_body)
         if refused is not None:
-            return _respond(start_response, refused[0], cors, refused[1])
-        return _respond(start_response, "204 No Content", [("Content-Type", TEXT), *cors])
+            return _respond(start_response, refused[0], [*cors, *cookie], refused[1])
+        return _respond(start_response, "204 No Content", [("Content-Type", TEXT), *cors, *cookie])
 
     def _jsonp_send(
-        self, environ: dict[str, Any], start_response: StartResponse, method: str, session_id: str
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        method: str,
+        session_id: str,
+        cookie: list[tuple[str, str]],
     ) -> Iterable[bytes]:
         if method != "POST":
             return _respond(start_response, "405 Method Not Allowed", [("Allow", "POST")])
@@ -368,7 +641,7 @@ class SockJSEndpoints:
         refused = self._send(
             environ, session_id, lambda body: sockjs.parse_jsonp_send_body(body, content_type)
         )
-        headers = sockjs.no_cache_headers()
+        headers = [*cookie, *sockjs.no_cache_headers()]
         if refused is not None:
             return _respond(start_response, refused[0], headers, refused[1])
         return _respond(start_response, "200 OK", [("Content-Type", TEXT), *headers], "ok")
@@ -377,7 +650,7 @@ class SockJSEndpoints:
         self, environ: dict[str, Any], session_id: str, parse: Callable[[bytes], list[str]]
     ) -> tuple[str, str] | None:
         """Hand a sending request's messages to its session; (status, text) if refused."""
-        transport = self.polling.get(session_id)
+        transport = self.sessions.get(session_id)
         if transport is None:
             return "404 Not Found", "Not found\n"
         limit = self.server.max_message_size
@@ -396,9 +669,28 @@ class SockJSEndpoints:
         transport.received(texts)
         return None
 
+    def _log_refusal(self, address: str) -> None:
+        now = time.monotonic()
+        if now - self._refusals_logged >= 10:  # one line per 10 s however many are refused
+            self._refusals_logged = now
+            logger.warning(
+                "refused a SockJS session from %s: it holds %d (DDDP_SOCKJS_MAX_SESSIONS_PER_ADDRESS)",
+                address,
+                self.sessions.max_per_address,
+            )
+
+
+def _delivered(data: bytes, transport: HTTPTransport) -> Iterator[bytes]:
+    """A poll's body: if writing it fails (the client left), the session is interrupted."""
+    try:
+        yield data
+    except GeneratorExit:
+        transport.interrupted()
+        raise
+
 
 def _xhr_preamble(
-    environ: dict[str, Any], start_response: StartResponse, method: str
+    environ: dict[str, Any], start_response: StartResponse, method: str, cookie: list[tuple[str, str]]
 ) -> tuple[list[tuple[str, str]], list[bytes] | None]:
     """An xhr request's CORS headers (S-20), and its answer already if a preflight or not a POST."""
     cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
@@ -406,7 +698,7 @@ def _xhr_preamble(
         preflight = sockjs.options_headers(
             "OPTIONS, POST", environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS")
         )
-        headers = cors + preflight + sockjs.long_cache_headers(time.time())
+        headers = cors + cookie + preflight + sockjs.long_cache_headers(time.time())
         return cors, _respond(start_response, "204 No Content", headers)
     if method != "POST":
         return cors, _respond(start_response, "405 Method Not Allowed", [("Allow", "OPTIONS, POST")])
@@ -429,6 +721,11 @@ def _respond(
 
 def _client_address(environ: dict[str, Any]) -> str:
     return f"{environ.get('REMOTE_ADDR', '')}:{environ.get('REMOTE_PORT', '')}"
+
+
+def _host(client_address: str) -> str:
+    """The address of "address:port" (IPv6 addresses hold colons too)."""
+    return client_address.rpartition(":")[0]
 
 
 # The same message text goes to every session: its SockJS websocket frame is made once.
