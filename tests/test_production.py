@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import http.client
 import http.cookiejar
+import json
 import os
 import re
 import shlex
@@ -27,12 +28,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websocket
 
 from dddp.conf import DEFAULTS
 from tests.databases import scratch_database
@@ -398,6 +401,39 @@ def test_ddp_over_wss_through_the_docs_nginx_config(nginx: Nginx) -> None:
         assert ddp.call("count_books", id="count")["result"]["result"] >= 1
     with DDPClient(nginx.wss_url + "/", sslopt={"context": nginx.context}) as ddp:
         assert ddp.connect()["msg"] == "connected"
+
+
+def test_sockjs_through_the_docs_nginx_config_streams_without_buffering(nginx: Nginx) -> None:
+    """Meteor browsers' SockJS: the websocket, and an xhr-streaming response whose frames
+    arrive while it is still open (nginx buffers responses unless dddp says not to)."""
+    base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
+    connect = json.dumps({"msg": "connect", "version": "1", "support": ["1"]})
+    ws = websocket.create_connection(
+        f"wss://127.0.0.1:{nginx.https_port}{base}/websocket", sslopt={"context": nginx.context}, timeout=10
+    )
+    try:
+        assert ws.recv() == "o"
+        ws.send(json.dumps([connect]))
+        assert json.loads(json.loads(ws.recv()[1:])[0])["msg"] == "connected"
+    finally:
+        ws.close()
+    connection = http.client.HTTPSConnection("127.0.0.1", nginx.https_port, context=nginx.context, timeout=10)
+    try:
+        connection.request("POST", base + "x/xhr_streaming")
+        stream = connection.getresponse()
+        assert stream.status == 200
+        assert stream.read(2049) == b"h" * 2048 + b"\n"
+        assert stream.read(2) == b"o\n"
+        sender = http.client.HTTPSConnection("127.0.0.1", nginx.https_port, context=nginx.context, timeout=10)
+        sender.request("POST", base + "x/xhr_send", body=json.dumps([connect]))
+        assert sender.getresponse().status == 204
+        sender.close()
+        frame = b""
+        while not frame.endswith(b"\n"):
+            frame += stream.read(1)
+        assert json.loads(json.loads(frame[1:])[0])["msg"] == "connected"
+    finally:
+        connection.close()
 
 
 def test_pages_and_hashed_static_files_through_the_docs_nginx_config(nginx: Nginx) -> None:

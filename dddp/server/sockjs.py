@@ -598,7 +598,8 @@ class SockJSEndpoints:
     ) -> Iterable[bytes]:
         """A streaming receiving request: chunked on HTTP/1.1, until the connection closes on 1.0."""
         transport, frame = self._session(environ, session_id, f"sockjs/{transport_name}")
-        start_response("200 OK", headers)
+        # nginx buffers a proxied response unless told otherwise: a stream must not wait.
+        start_response("200 OK", [*headers, ("X-Accel-Buffering", "no")])
         head = prelude.encode("utf-8")
         if transport is None:
             return [head, encode(frame).encode("utf-8")]
