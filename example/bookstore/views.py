@@ -5,7 +5,7 @@ from bookstore.models import Author, Book
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    """A page served by the same `dddp` port as DDP itself."""
+    """The live page, served by the same `dddp` port as DDP: its list comes from its DDP client."""
     return render(
         request, "bookstore/index.html", {"authors": Author.objects.count(), "books": Book.objects.count()}
     )
