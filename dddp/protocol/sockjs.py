@@ -297,11 +297,11 @@ _IFRAME_PAGE = """<!DOCTYPE html>
 <head>
   <meta http-equiv="X-UA-Compatible" content="IE=edge" />
   <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+  <script src="{sockjs_url}"></script>
   <script>
     document.domain = document.domain;
-    _sockjs_onload = function(){{SockJS.bootstrap_iframe();}};
+    SockJS.bootstrap_iframe();
   </script>
-  <script src="{sockjs_url}"></script>
 </head>
 <body>
   <h2>Don't panic!</h2>
@@ -322,9 +322,9 @@ def info_body(websocket: bool, cookie_needed: bool, entropy: int) -> str:
 
 
 def iframe_page(sockjs_url: str) -> str:
-    """sockjs-node 0.3.x's iframe page loading the client from `sockjs_url`.
-
-    `_sockjs_onload` is called by sockjs-client 0.3 and 1.x alike once loaded.
+    """The iframe page of the sockjs-protocol suite (sockjs-node 0.3.x had an older
+    one, with `_sockjs_onload`): it loads the client from `sockjs_url`, then
+    calls its `SockJS.bootstrap_iframe()`, which sockjs-client 0.3 and 1.x both have.
     The URL is HTML-escaped ("&" becomes "&amp;", which the browser undoes).
     """
     return _IFRAME_PAGE.format(sockjs_url=html.escape(sockjs_url, quote=True))

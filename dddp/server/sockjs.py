@@ -138,6 +138,7 @@ class HTTPTransport:
         self._wake = Event()  # set when a waiting receiving request has something to do
         self._taken = Event()  # set when a receiving request took what was written
         self._receiving = False
+        self._receiver: ClientWatch | None = None  # the receiving request's, while there is one
         self._closed_frame: str | None = None  # once closed, every request gets it (S-14)
         self._ended = False  # nothing more is written; the session is told, or aborted it
         self._timer: gevent.Greenlet | None = None
@@ -188,15 +189,15 @@ class HTTPTransport:
         """The frame one polling request answers (messages, the close frame, or `h` after a
         quiet while); None if its client left while it waited."""
         if self._receiving:
-            return sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION)
-        self._receiving = True
+            return self._refusal()
+        self._receiving, self._receiver = True, client
         self._cancel_timer()
         try:
             return self._next_frame(heartbeat_delay, client)
         finally:
             if client is not None:
                 client.stop()
-            self._receiving = False
+            self._receiving, self._receiver = False, None
             self._arm_timer()
 
     def stream(
@@ -215,9 +216,9 @@ class HTTPTransport:
         `yield`, and the session is interrupted.
         """
         if self._receiving:
-            yield encode(sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION))
+            yield encode(self._refusal())
             return
-        self._receiving = True
+        self._receiving, self._receiver = True, client
         self._cancel_timer()
         sent = 0
         try:
@@ -240,8 +241,16 @@ class HTTPTransport:
         finally:
             if client is not None:
                 client.stop()
-            self._receiving = False
+            self._receiving, self._receiver = False, None
             self._arm_timer()
+
+    def _refusal(self) -> str:
+        """A second receiving request's frame: 2010, unless the first one's client has left
+        (its end-of-file not yet handled, as when a client aborts and at once re-polls)."""
+        if self._receiver is not None and self._receiver.left():
+            self.interrupted()
+            return sockjs.close_frame(*sockjs.CLOSE_INTERRUPTED)
+        return sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION)
 
     def received(self, texts: list[str]) -> None:
         """Messages from a sending request, in order."""
@@ -504,10 +513,15 @@ class SockJSEndpoints:
         session_id: str,
         cookie: list[tuple[str, str]],
     ) -> Iterable[bytes]:
-        """jsonp (polling), htmlfile and eventsource (streaming): GETs, no CORS (S-21)."""
+        """jsonp (polling), htmlfile and eventsource (streaming): GETs (S-21).
+
+        An EventSource of another origin needs CORS, as sockjs-node has sent it
+        since 0.3.10; jsonp and htmlfile are scripts and pages, which need none.
+        """
         no_cache = [*cookie, *sockjs.no_cache_headers()]
         if transport == "eventsource":
-            headers = [("Content-Type", "text/event-stream"), *no_cache]
+            cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))
+            headers = [("Content-Type", "text/event-stream"), *cors, *no_cache]
             return self._stream(
                 environ,
                 start_response,
@@ -598,6 +612,10 @@ class SockJSEndpoints:
     ) -> Iterable[bytes]:
         """A streaming receiving request: chunked on HTTP/1.1, until the connection closes on 1.0."""
         transport, frame = self._session(environ, session_id, f"sockjs/{transport_name}")
+        if environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+            # No chunks and no length on 1.0: only the close ends the body, even
+            # when the client asked for Keep-Alive (gevent would keep it).
+            headers = [*headers, ("Connection", "close")]
         # nginx buffers a proxied response unless told otherwise: a stream must not wait.
         start_response("200 OK", [*headers, ("X-Accel-Buffering", "no")])
         head = prelude.encode("utf-8")
@@ -626,7 +644,8 @@ class SockJSEndpoints:
         refused = self._send(environ, session_id, sockjs.parse_send_body)
         if refused is not None:
             return _respond(start_response, refused[0], [*cors, *cookie], refused[1])
-        return _respond(start_response, "204 No Content", [("Content-Type", TEXT), *cors, *cookie])
+        headers = [("Content-Type", TEXT), *cors, *cookie, *sockjs.no_cache_headers()]
+        return _respond(start_response, "204 No Content", headers)
 
     def _jsonp_send(
         self,
@@ -710,9 +729,7 @@ def _respond(
     start_response: StartResponse, status: str, headers: list[tuple[str, str]], body: str = ""
 ) -> list[bytes]:
     data = body.encode("utf-8")
-    if not any(name.lower() == "content-type" for name, _ in headers) and not status.startswith(
-        ("204", "304")
-    ):
+    if data and not any(name.lower() == "content-type" for name, _ in headers):
         headers = [*headers, ("Content-Type", "text/plain; charset=UTF-8")]
     if not status.startswith(("204", "304")):
         headers = [*headers, ("Content-Length", str(len(data)))]

@@ -47,9 +47,9 @@ def new_session() -> str:
 class Stream:
     """One streaming receiving request, read a line at a time."""
 
-    def __init__(self, server: ServerProcess, method: str, path: str):
+    def __init__(self, server: ServerProcess, method: str, path: str, headers: dict[str, str] | None = None):
         self.connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        self.connection.request(method, path)
+        self.connection.request(method, path, headers=headers or {})
         self.response = self.connection.getresponse()
         self.headers = {k.lower(): v for k, v in self.response.getheaders()}
 
@@ -180,10 +180,13 @@ def test_a_second_streaming_request_on_a_session_gets_2010(server: ServerProcess
 
 def test_eventsource_sends_each_frame_as_an_event(server: ServerProcess) -> None:
     base = new_session()
-    stream = Stream(server, "GET", base + "/eventsource")
+    stream = Stream(server, "GET", base + "/eventsource", {"Origin": "http://app.example:3000"})
     try:
         assert stream.response.status == 200
         assert stream.headers["content-type"] == "text/event-stream"
+        # An EventSource of another origin is refused by the browser without these.
+        assert stream.headers["access-control-allow-origin"] == "http://app.example:3000"
+        assert stream.headers["access-control-allow-credentials"] == "true"
         assert stream.headers["cache-control"].startswith("no-store")
         assert stream.line() == "\r\n"
         assert stream.line(b"\r\n\r\n") == "data: o\r\n\r\n"
