@@ -15,6 +15,7 @@ from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, cl
 from dddp.server.hub import Hub
 from dddp.server.session import Session
 from dddp.server.sockjs import SockJSEndpoints
+from dddp.server.sockjs_services import SockJSTestServices
 from dddp.server.transport import Transport
 from dddp.server.websocket import WebSocketTransport
 from dddp.server.workers import STOP_GRACE, WorkerPool
@@ -61,6 +62,7 @@ class DDPServer:
         sockjs_prefix: str,
         sockjs_response_limit: int = 128 * 1024,
         sockjs_max_sessions_per_address: int = 0,
+        sockjs_test_services: bool = False,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -85,6 +87,20 @@ class DDPServer:
             response_limit=sockjs_response_limit,
             max_sessions_per_address=sockjs_max_sessions_per_address,
         )
+        # The sockjs-protocol suite's services (--sockjs-test-services): a conformance tool.
+        self.test_services: SockJSTestServices | None = None
+        if sockjs_test_services:
+            self.test_services = SockJSTestServices(
+                self,
+                heartbeat_delay=sockjs_heartbeat_delay,
+                disconnect_delay=sockjs_disconnect_delay,
+                sockjs_url=sockjs_url,
+            )
+            logger.warning(
+                "SockJS conformance test services mounted at %s (--sockjs-test-services: "
+                "for the sockjs-protocol suite, not for production)",
+                ", ".join(self.test_services.prefixes),
+            )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -96,6 +112,10 @@ class DDPServer:
             return []
         if self.sockjs.serves(path):
             return self.sockjs(environ, start_response)
+        if self.test_services is not None:
+            service = self.test_services.serving(path)
+            if service is not None:
+                return service(environ, start_response)
         if websocket is not None:
             # gevent-websocket upgrades any path; DDP lives only at its endpoints.
             _refuse(websocket, CLOSE_POLICY_VIOLATION, f"no WebSocket endpoint at {path}")
@@ -197,6 +217,8 @@ class DDPServer:
             self._no_sessions.set()
         for session in list(self.sessions):
             session.shut_down()
+        if self.test_services is not None:
+            self.test_services.close_all()
         # Each close frame goes out in a writer greenlet: let them all write what the
         # sockets take now, so that the grace starts once the frames are sent.
         gevent.sleep(0)
@@ -204,6 +226,8 @@ class DDPServer:
             gevent.wait([self._no_sessions, hurry], timeout=CLOSE_GRACE, count=1)
         for session in list(self.sessions):
             session.abort("no answer to the close frame")  # shuts the socket; logs its close
+        if self.test_services is not None:
+            self.test_services.abort_all()
         self._ticker.kill(block=False)
         self.hub.stop(STOP_GRACE)
 

@@ -78,7 +78,7 @@ def serve(options: Options) -> int:
     # (the hub's LISTEN connection, heartbeats) that would then log on the way out.
     http_server = listen(options.host, options.port)
     try:
-        server_app = build_app(options.serve_django)
+        server_app = build_app(options.serve_django, options.sockjs_test_services)
     except BaseException:
         http_server.close()
         raise
@@ -160,7 +160,7 @@ def import_settings(module: str) -> None:
         raise StartupError(f"cannot load Django settings {module!r}: {_describe(exc)}") from None
 
 
-def build_app(serve_django: bool) -> DDPServer:
+def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServer:
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
@@ -190,6 +190,7 @@ def build_app(serve_django: bool) -> DDPServer:
         sockjs_prefix=dddp_settings.SOCKJS_PREFIX,
         sockjs_response_limit=dddp_settings.SOCKJS_RESPONSE_LIMIT,
         sockjs_max_sessions_per_address=dddp_settings.SOCKJS_MAX_SESSIONS_PER_ADDRESS,
+        sockjs_test_services=sockjs_test_services,
         connect_listener=connect_listener,
     )
 

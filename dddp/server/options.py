@@ -17,6 +17,7 @@ class Options:
     pythonpath: list[str]
     serve_django: bool
     log_level: str
+    sockjs_test_services: bool = False
 
 
 def parse_addrport(text: str) -> tuple[str, int]:
@@ -76,10 +77,27 @@ def build_parser(prog: str = "dddp") -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much the server logs to stderr (default INFO: one line per connection)",
     )
+    parser.add_argument(
+        "--sockjs-test-services",
+        action="store_true",
+        help=(
+            "a conformance tool for the sockjs-protocol test suite: also serve the four SockJS "
+            "services it expects (/echo, /close, /disabled_websocket_echo, /cookie_needed_echo), "
+            "which speak no DDP; off by default, not for production"
+        ),
+    )
     return parser
 
 
 def parse_options(argv: list[str] | None = None, prog: str = "dddp") -> Options:
     args = build_parser(prog).parse_args(argv)
     host, port = args.addrport
-    return Options(host, port, args.settings, args.pythonpath, args.serve_django, args.log_level)
+    return Options(
+        host,
+        port,
+        args.settings,
+        args.pythonpath,
+        args.serve_django,
+        args.log_level,
+        args.sockjs_test_services,
+    )

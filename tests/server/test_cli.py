@@ -42,8 +42,48 @@ def run(
 def test_help_documents_every_option(command: list[str]) -> None:
     result = run([*command, "--help"], env={"DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused"})
     assert result.returncode == 0, result.stderr
-    for option in ("[HOST:]PORT", "--settings", "--pythonpath", "--no-django", "--log-level", "SIGTERM"):
+    for option in (
+        "[HOST:]PORT",
+        "--settings",
+        "--pythonpath",
+        "--no-django",
+        "--log-level",
+        "--sockjs-test-services",
+        "SIGTERM",
+    ):
         assert option in result.stdout
+
+
+def test_the_sockjs_test_services_are_off_by_default_and_documented_as_a_conformance_tool() -> None:
+    from dddp.server.options import build_parser, parse_options
+
+    assert parse_options(["127.0.0.1:0"]).sockjs_test_services is False
+    assert parse_options(["--sockjs-test-services", "127.0.0.1:0"]).sockjs_test_services is True
+    text = " ".join(build_parser().format_help().split())
+    assert "--sockjs-test-services a conformance tool for the sockjs-protocol test suite" in text
+    assert "off by default, not for production" in text
+
+
+def test_manage_py_dddp_mounts_the_sockjs_test_services(start_server) -> None:  # type: ignore[no-untyped-def]
+    """The issue's `python example/manage.py dddp --sockjs-test-services 127.0.0.1:PORT`."""
+    import urllib.request
+
+    server = start_server(
+        "--settings",
+        "tests.settings",
+        "--pythonpath",
+        ".",
+        "--sockjs-test-services",
+        "127.0.0.1:0",
+        command=ENTRY_POINTS["manage.py dddp"],
+    ).wait_until_listening()
+    try:
+        server.wait_for_log(r"SockJS conformance test services mounted at /echo, /close, ")
+        for prefix in ("/echo", "/close", "/disabled_websocket_echo", "/cookie_needed_echo"):
+            with urllib.request.urlopen(server.http_url + prefix, timeout=5) as response:
+                assert response.read() == b"Welcome to SockJS!\n"
+    finally:
+        assert server.stop() == 0
 
 
 def test_port_already_taken_is_one_line_and_exit_1(test_database_url: str) -> None:
