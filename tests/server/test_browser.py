@@ -2,9 +2,27 @@
 
 The page is served by this test on its own origin (`localhost:<port>`, while
 dddp is `127.0.0.1:<port>`), and loads the npm sockjs-client 1.6.1 bundle
-(what current Meteor bundles) from there. For each transport dddp serves so
-far, forced in turn: connect, subscribe, receive a change this test process
-commits, call a method, and stay connected over several heartbeat periods.
+(what current Meteor bundles) from there. For each transport, forced in turn
+(websocket, xhr-streaming, xhr-polling, eventsource, iframe-eventsource,
+iframe-htmlfile, iframe-xhr-polling, jsonp-polling): connect, subscribe,
+receive a change this test process commits, call a method, and stay connected
+over several heartbeat periods (DDP pings answered and, on the HTTP transports,
+SockJS `h` frames received). A transport that fails because of a dddp bug is
+in SERVER_BUGS: a strict xfail, saying what is wrong.
+
+Forced to one transport it cannot use, sockjs-client closes (2000, "All
+transports failed"); given more than one it moves on to the next that works
+(from eventsource to xhr-polling, say). So each test checks what was really
+used, three ways: `sock.transport` in the page (the name of the transport that
+opened), the requests the browser made (the session URLs it received and sent
+on, from the page itself or, for the iframe transports, from dddp's iframe),
+and the transport kind dddp logged for the one session it opened.
+
+The iframe transports load `/sockjs/iframe.html` from dddp, which loads the
+client from DDDP_SOCKJS_URL: the server is started with it pointing at this
+test's bundle, on the page's origin, so the iframe runs the same 1.6.1 (the
+client refuses an iframe of another version).
+
 Chromium is installed by tests/run.py when run as root; without it (or
 Playwright) the tests are skipped and say so. Nothing downloads a browser.
 """
@@ -14,13 +32,16 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -57,10 +78,15 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 
+#: Where the page server has the bundle; the iframe page loads it from there too.
+BUNDLE_PATH = "/sockjs.min.js"
+
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><script src="/sockjs.min.js"></script></head>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script src="/sockjs.min.js"></script></head>
 <body><script>
 window.events = [];
+window.pings = 0;
+window.heartbeats = 0;
 window.start = function (url, transport, text) {
   const sock = new SockJS(url, null, {transports: [transport]});
   const send = (message) => sock.send(JSON.stringify(message));
@@ -69,16 +95,46 @@ window.start = function (url, transport, text) {
     window.transport = sock.transport;
     send({msg: 'connect', version: '1', support: ['1']});
   };
+  sock.onheartbeat = () => { window.heartbeats += 1; };
   sock.onmessage = (event) => {
     const message = JSON.parse(event.data);
-    if (message.msg === 'ping') { send({msg: 'pong'}); window.pings = (window.pings || 0) + 1; return; }
+    if (message.msg === 'ping') { send({msg: 'pong'}); window.pings += 1; return; }
     window.events.push(message);
     if (message.msg === 'connected') send({msg: 'sub', id: 's', name: 'NotesByText', params: [text]});
   };
-  sock.onclose = (event) => { window.closeCode = event.code; };
+  sock.onclose = (event) => { window.closeEvent = [event.code, event.reason]; };
 };
 </script></body></html>
 """
+
+
+@dataclass(frozen=True)
+class Transport:
+    """A sockjs-client transport, and how it shows on the wire and in dddp's log."""
+
+    name: str  # sockjs-client's, as forced and as `sock.transport` says once open
+    kind: str  # what dddp logs for the session ("connection N opened from ... (kind)")
+    receiving: str  # the last segment of the session URL the client receives on
+    sending: str | None  # ... and sends on (None: the same WebSocket)
+    iframe: bool = False  # run from dddp's iframe page, not the page itself
+
+
+TRANSPORTS = [
+    Transport("websocket", "sockjs/websocket", "websocket", None),
+    Transport("xhr-streaming", "sockjs/xhr-streaming", "xhr_streaming", "xhr_send"),
+    Transport("xhr-polling", "sockjs/xhr-polling", "xhr", "xhr_send"),
+    Transport("eventsource", "sockjs/eventsource", "eventsource", "xhr_send"),
+    Transport("iframe-eventsource", "sockjs/eventsource", "eventsource", "xhr_send", iframe=True),
+    Transport("iframe-htmlfile", "sockjs/htmlfile", "htmlfile", "xhr_send", iframe=True),
+    Transport("iframe-xhr-polling", "sockjs/xhr-polling", "xhr", "xhr_send", iframe=True),
+    Transport("jsonp-polling", "sockjs/jsonp-polling", "jsonp", "jsonp_send"),
+]
+
+#: Transports that fail against dddp today, and why (strict: the day they pass, this must go).
+SERVER_BUGS: dict[str, str] = {}  # transport name -> what dddp gets wrong (none known)
+
+OPENED = re.compile(r"connection \d+ opened from \S+ \((\S+)\)")
+SESSION_URL = re.compile(r"/sockjs/[^/.]+/[^/.]+/([a-z_]+)(?:\?|$)")
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +143,14 @@ def page_origin() -> Iterator[str]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/sockjs.min.js":
-                body, kind = SOCKJS_BUNDLE.read_bytes(), "application/javascript"
+            path = self.path.partition("?")[0]
+            if path == BUNDLE_PATH:
+                status, body, kind = 200, SOCKJS_BUNDLE.read_bytes(), "application/javascript"
+            elif path == "/":
+                status, body, kind = 200, PAGE.encode(), "text/html; charset=utf-8"
             else:
-                body, kind = PAGE.encode(), "text/html; charset=utf-8"
-            self.send_response(200)
+                status, body, kind = 404, b"not found\n", "text/plain"
+            self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -131,46 +190,141 @@ def django_beside_playwright() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def heartbeat_server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+def heartbeat_server(start_server: Callable[..., ServerProcess], page_origin: str) -> ServerProcess:
+    """DDP pings every 0.3 s of silence; SockJS `h` after 0.1 s, so several come between pings.
+
+    The iframe page loads this test's sockjs-client, from the page's origin.
+    """
     return start_server(
-        DDDP_HEARTBEAT_INTERVAL="0.3", DDDP_HEARTBEAT_TIMEOUT="0.5", DDDP_SOCKJS_HEARTBEAT_DELAY="0.3"
+        DDDP_HEARTBEAT_INTERVAL="0.3",
+        DDDP_HEARTBEAT_TIMEOUT="0.5",
+        DDDP_SOCKJS_HEARTBEAT_DELAY="0.1",
+        DDDP_SOCKJS_URL=page_origin + BUNDLE_PATH,
     ).wait_until_listening()
 
 
+class BrowserTrace:
+    """What the page and its frames did: console lines, errors, requests and answers."""
+
+    def __init__(self, page: Any):
+        self.lines: list[str] = []
+        self.requests: list[tuple[str, str, str]] = []  # (where from, method, url)
+        self.websockets: list[str] = []
+
+        def where_from(request: Any) -> str:
+            """The URL of the page's iframe the request came from (or from within), or "page"."""
+            try:
+                frame = request.frame
+                while frame.parent_frame is not None and frame.parent_frame is not page.main_frame:
+                    frame = frame.parent_frame
+                return "page" if frame is page.main_frame else frame.url
+            except Exception:  # noqa: BLE001 - a frame already gone
+                return "?"
+
+        def on_request(request: Any) -> None:
+            where = where_from(request)
+            self.requests.append((where, request.method, request.url))
+            self.lines.append(f"request (from {where}) {request.method} {request.url}")
+
+        page.on("request", on_request)
+        page.on("response", lambda r: self.lines.append(f"response {r.status} {r.request.method} {r.url}"))
+        page.on("requestfailed", lambda r: self.lines.append(f"failed {r.method} {r.url}: {r.failure}"))
+        page.on("console", lambda m: self.lines.append(f"console {m.type} {m.location}: {m.text}"))
+        page.on("pageerror", lambda error: self.lines.append(f"page error: {error}"))
+        page.on("websocket", lambda ws: self.websockets.append(ws.url))
+
+    def session_requests(self, origin: str) -> list[tuple[str, str, str]]:
+        """(where from, method, last segment) of each request to a SockJS session URL on `origin`."""
+        found = []
+        for where, method, url in self.requests:
+            match = SESSION_URL.search(url)
+            if url.startswith(origin + "/") and match:
+                found.append((where, method, match.group(1)))
+        return found
+
+
 def wait_for(page: Any, condition: str, timeout: float = 10.0) -> Any:
-    """The value of the page expression `condition` once it is truthy."""
+    """The value of the page expression `condition` once it is truthy; fails at once if the
+    SockJS connection closed (sockjs-client gives up on a forced transport in a second or two)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = page.evaluate(condition)
+    while True:
+        value, closed = page.evaluate(f"[{condition}, window.closeEvent]")
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"never true in the page: {condition}; events: {page.evaluate('window.events')}")
+        if closed or time.monotonic() >= deadline:
+            state = page.evaluate("({events: window.events, transport: window.transport})")
+            why = f"the connection closed {closed}" if closed else f"not within {timeout}s"
+            raise AssertionError(f"never true in the page: {condition} ({why}); page state: {state}")
+        page.wait_for_timeout(50)  # lets Playwright deliver the page's events meanwhile
 
 
-@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "jsonp-polling"])
+def transport_params() -> list[Any]:
+    params = []
+    for transport in TRANSPORTS:
+        bug = SERVER_BUGS.get(transport.name)
+        marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=bug)] if bug else []
+        params.append(pytest.param(transport, id=transport.name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("transport", transport_params())
 def test_a_browser_on_another_origin_gets_live_data_and_methods(
-    browser: Any, page_origin: str, heartbeat_server: ServerProcess, transport: str
+    browser: Any, page_origin: str, heartbeat_server: ServerProcess, transport: Transport
 ) -> None:
     text = f"browser-{uuid.uuid4().hex[:8]}"
+    log_start = len(heartbeat_server.log)
     page = browser.new_page()
+    trace = BrowserTrace(page)
     try:
         page.goto(page_origin + "/")
         url = heartbeat_server.http_url + "/sockjs"
         page.evaluate(
-            "([url, transport, text]) => window.start(url, transport, text)", [url, transport, text]
+            "([url, transport, text]) => window.start(url, transport, text)", [url, transport.name, text]
         )
-        wait_for(page, "window.events.some(m => m.msg === 'ready')")
-        assert page.evaluate("window.transport") == transport
+        wait_for(page, "window.events.some(m => m.msg === 'ready')", timeout=20.0)
+        assert page.evaluate("window.transport") == transport.name
         note = Note.objects.create(text=text)
         added = wait_for(page, "window.events.find(m => m.msg === 'added')")
         assert (added["id"], added["fields"]) == (str(note.pk), {"text": text})
-        time.sleep(1.5)  # several heartbeat periods: the page answers pings and stays connected
+        page.wait_for_timeout(1500)  # several heartbeat periods: the page answers pings, stays connected
         page.evaluate("window.ddp.send({msg: 'method', id: 'm', method: 'echo', params: ['hi']})")
         result = wait_for(page, "window.events.find(m => m.msg === 'result')")
         assert result == {"msg": "result", "id": "m", "result": ["hi"]}
         assert page.evaluate("window.pings") >= 2
-        assert page.evaluate("window.closeCode") is None
+        if transport.sending is not None:  # dddp sends SockJS `h` frames on the HTTP transports only
+            assert page.evaluate("window.heartbeats") >= 2
+        assert page.evaluate("window.closeEvent") is None
         assert json.dumps(page.evaluate("window.events")).count('"connected"') == 1  # never reconnected
+        assert page.evaluate("window.transport") == transport.name
+
+        # What went over the wire: only this transport's session URLs, from where it runs.
+        used = trace.session_requests(heartbeat_server.http_url)
+        if transport.sending is None:
+            assert used == []
+            assert [urlsplit(ws).path.rsplit("/", 1)[-1] for ws in trace.websockets] == ["websocket"]
+        else:
+            assert trace.websockets == []
+            assert {segment for _, _, segment in used} == {transport.receiving, transport.sending}
+        iframe_page = heartbeat_server.http_url + "/sockjs/iframe.html"
+        if transport.iframe:  # every session request from dddp's iframe page, which loaded our bundle
+            assert {where.partition("#")[0] for where, _, _ in used} == {iframe_page}
+            bundles = [u for where, _, u in trace.requests if where.startswith(iframe_page)]
+            assert page_origin + BUNDLE_PATH in bundles, "the iframe did not load the page's bundle"
+            iframes = [frame for frame in page.frames if frame.url.startswith(iframe_page)]
+            assert [frame.evaluate("SockJS.version") for frame in iframes] == ["1.6.1"]
+        else:
+            assert not any(iframe_page in url for _, _, url in trace.requests)
+            if transport.sending is not None:  # received on from the page (jsonp sends from a form's iframe)
+                assert {where for where, _, segment in used if segment == transport.receiving} == {"page"}
+        assert page.evaluate("SockJS.version") == "1.6.1"
+
+        # dddp opened one session, over this transport.
+        heartbeat_server.wait_for_log(OPENED.pattern, timeout=5, start=log_start)
+        kinds = [m.group(1) for line in heartbeat_server.log[log_start:] if (m := OPENED.search(line))]
+        assert kinds == [transport.kind]
+    except BaseException:
+        print("--- browser:", *trace.lines, sep="\n")
+        print("--- server log during the test:", *heartbeat_server.log[log_start:], sep="\n")
+        raise
     finally:
         page.close()
