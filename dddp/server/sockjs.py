@@ -254,9 +254,10 @@ class HTTPTransport:
 
     def received(self, texts: list[str]) -> None:
         """Messages from a sending request, in order."""
-        if self._user is None or self._closed_frame is not None:
-            return
         for text in texts:
+            # Each may end the session (a client too slow for its replies is dropped).
+            if self._user is None or self._closed_frame is not None:
+                return
             self._user.receive(text)
 
     def interrupted(self) -> None:
