@@ -79,3 +79,47 @@ def test_sigterm_closes_polling_and_streaming_sessions_with_1001_and_they_do_not
     assert time.monotonic() - started < 0.5 + STOP_OVERRUN + 1.0  # the close grace, not a poll's 25 s
     assert server.stop() == 0
     assert "Traceback" not in server.text
+
+
+def connect_sub_and_call() -> list[str]:
+    """What a Meteor client sends on open, before `connected` arrives: connect, sub, method."""
+    return [
+        CONNECT,
+        json.dumps({"msg": "sub", "id": "s", "name": "NotesByText", "params": ["nothing-matches"]}),
+        json.dumps({"msg": "method", "id": "m", "method": "echo", "params": [{"a": 1}]}),
+    ]
+
+
+def assert_connected_then_answered(messages: list[dict[str, object]]) -> None:
+    assert messages[0]["msg"] == "connected"
+    assert {"msg": "ready", "subs": ["s"]} in messages
+    assert {"msg": "result", "id": "m", "result": [{"a": 1}]} in messages  # echo returns its args
+    assert {"msg": "updated", "methods": ["m"]} in messages
+
+
+def test_connect_sub_and_method_in_one_xhr_send(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server().wait_until_listening()
+    base = new_session()
+    assert poll(server, base) == "o"
+    send(server, base, *connect_sub_and_call())
+    messages: list[dict[str, object]] = []
+    while len(messages) < 4:
+        frame = poll(server, base)
+        messages += ddp(frame) if frame != "h" else []
+    assert_connected_then_answered(messages)
+
+
+def test_connect_sub_and_method_in_one_sockjs_websocket_frame(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server().wait_until_listening()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}{new_session()}/websocket", timeout=5)
+    try:
+        assert ws.recv() == "o"
+        ws.send(json.dumps(connect_sub_and_call()))
+        messages: list[dict[str, object]] = []
+        while len(messages) < 4:
+            messages += ddp(ws.recv())
+        assert_connected_then_answered(messages)
+    finally:
+        ws.close()
