@@ -62,7 +62,7 @@ class SockJSWebSocketTransport(WebSocketTransport):
     def write(self, texts: Sequence[str]) -> int:
         if self.closed or self._handshake.sent:
             raise TransportClosed("transport closed")
-        data = sockjs_frame_of(texts[0]) if len(texts) == 1 else text_frame(sockjs.messages_frame(texts))
+        data = sockjs_frame_of(texts)
         if not self._send_now(data):
             raise TransportClosed("transport closed")
         return len(self._pending)
@@ -747,17 +747,19 @@ def _host(client_address: str) -> str:
     return client_address.rpartition(":")[0]
 
 
-# The same message text goes to every session: its SockJS websocket frame is made once.
-_frames: dict[int, tuple[str, bytes]] = {}
+# The same message texts go to every session (one change, one batch of changes):
+# their SockJS websocket frame is made once, keyed by the texts' identities.
+_frames: dict[tuple[int, ...], tuple[Sequence[str], bytes]] = {}
 
 
-def sockjs_frame_of(text: str) -> bytes:
-    """The WebSocket text frame of `a["text"]`, made once however many sessions send it."""
-    cached = _frames.get(id(text))
-    if cached is not None and cached[0] is text:
+def sockjs_frame_of(texts: Sequence[str]) -> bytes:
+    """The WebSocket text frame of `a[...texts]`, made once however many sessions send it."""
+    key = tuple(map(id, texts))
+    cached = _frames.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], texts, strict=True)):
         return cached[1]
-    data = text_frame(sockjs.messages_frame([text]))
+    data = text_frame(sockjs.messages_frame(texts))
     if len(_frames) >= 256:
         _frames.clear()
-    _frames[id(text)] = (text, data)
+    _frames[key] = (tuple(texts), data)
     return data
