@@ -1,6 +1,8 @@
 """Capacity benchmark: N idle DDP sessions on one dddp server process.
 
     python bench/capacity.py --connections 19000 [--hold 20] [--json]
+    python bench/capacity.py --transport websocket,sockjs   # both, one after the other, and the ratio
+    python bench/capacity.py --transport xhr                # 1,000 xhr-polling sessions
 
 Starts the bookstore example's server (`python -m dddp`) on a free port, warms
 it up, then has a few client worker processes open N connections, each
@@ -13,6 +15,15 @@ method answered. Then it closes everything and times a SIGTERM shutdown.
 memory per connection into transport, WebSocket and DDP session parts;
 `--traced` lists the source lines that hold it. Everything runs on 127.0.0.1
 and every wait has a time limit.
+
+`--transport websocket|sockjs|xhr` (default websocket: the raw `/websocket`)
+chooses what the held clients and the new ones speak: the SockJS websocket
+(`/sockjs/<server>/<session>/websocket`), or SockJS xhr-polling (a session
+per client, with two keep-alive connections, its long poll always open; by
+default 1,000 of them). A comma-separated list runs each in turn, each on a
+fresh server with fresh client processes, and ends with the memory per
+connection of each next to the first's (target for the SockJS websocket:
+at most 1.2x the raw WebSocket's).
 """
 
 from __future__ import annotations
@@ -27,7 +38,15 @@ import uuid
 from dataclasses import asdict
 from typing import Any
 
-from clientpool import STAGES, OpenOrder, Workers, merge_counts, raise_open_files_limit
+from clientpool import (
+    STAGES,
+    TRANSPORTS,
+    OpenOrder,
+    Workers,
+    merge_counts,
+    open_channel,
+    raise_open_files_limit,
+)
 from serverproc import (
     Memory,
     Server,
@@ -41,27 +60,31 @@ from serverproc import (
     open_files,
     open_files_limit,
 )
-from wsclient import DDPClient, WebSocket
+from sockjs_clients import XhrPolling
+from wsclient import DDPClient
 
 HOST = "127.0.0.1"
 
 # The issue's targets for one server process.
 TARGET_CONNECTIONS = 19_000
+TARGET_XHR_SESSIONS = 1_000
 TARGET_KIB_PER_CONNECTION = 15.0
+#: SockJS websocket's memory per connection / the raw WebSocket's, at most.
+TARGET_SOCKJS_RATIO = 1.2
 # The hub's loader greenlets (dddp.server.hub.LOADERS) open their database
 # connections at the first subscriptions, not at start: allowed on top of the
 # baseline, as they do not grow with the number of clients.
 FIRST_READ_CONNECTIONS = 2
 TARGET_ANSWER_SECONDS = 1.0
 
-#: A new client's steps, as `full_session` times them.
+#: A new client's steps, as `full_session` times them (`upgrade`: for xhr-polling, the open poll).
 STEPS = ("tcp", "upgrade", "connect", "sub", "method")
 
 
 # --- brand-new clients -------------------------------------------------------------
 
 
-async def full_session(port: int, method_id: str = "m1") -> dict[str, float]:
+async def full_session(port: int, method_id: str = "m1", transport: str = "websocket") -> dict[str, float]:
     """Seconds for each step of a fresh client's TCP + upgrade + DDP connect + sub + method."""
     steps: dict[str, float] = {}
     started = last = time.perf_counter()
@@ -72,12 +95,13 @@ async def full_session(port: int, method_id: str = "m1") -> dict[str, float]:
         steps[name] = now - last
         last = now
 
-    websocket = await WebSocket.open_tcp(HOST, port)
-    step("tcp")
+    channel = await open_channel(transport, HOST, port, stage="tcp" if transport != "xhr" else "sub")
+    step("tcp" if transport != "xhr" else "upgrade")  # xhr: TCP and the open poll, both in one
     try:
-        await websocket.upgrade(HOST, port)
-        step("upgrade")
-        client = DDPClient(websocket)
+        if not isinstance(channel, XhrPolling):
+            await channel.upgrade(HOST, port)
+            step("upgrade")
+        client = DDPClient(channel)
         await client.connect()
         step("connect")
         documents = await client.subscribe("s1", "AllBooks", [])
@@ -85,20 +109,23 @@ async def full_session(port: int, method_id: str = "m1") -> dict[str, float]:
         await client.call(method_id, "count_books", [])
         step("method")
     finally:
-        websocket.close()
+        if isinstance(channel, XhrPolling):
+            await channel.leave()  # with a poll open: the server may end the session at once
+        else:
+            channel.close()
     steps["total"] = last - started
     steps["documents"] = documents  # what each session's subscription holds
     return steps
 
 
-def probe(port: int, times: int, timeout: float = 10.0) -> list[dict[str, float]]:
+def probe(port: int, times: int, transport: str, timeout: float = 10.0) -> list[dict[str, float]]:
     """`times` new clients one after the other; a failed or timed-out one is `{"failed": 1.0}`."""
 
     async def run() -> list[dict[str, float]]:
         results = []
         for _ in range(times):
             try:
-                results.append(await asyncio.wait_for(full_session(port), timeout))
+                results.append(await asyncio.wait_for(full_session(port, transport=transport), timeout))
             except Exception as exc:  # noqa: BLE001 - a failed probe is a figure, not a crash
                 results.append({"failed": 1.0})
                 print(f"a new client failed: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -107,11 +134,12 @@ def probe(port: int, times: int, timeout: float = 10.0) -> list[dict[str, float]
     return asyncio.run(run())
 
 
-def warm_up(port: int, sessions: int = 20) -> None:
+def warm_up(port: int, transport: str, sessions: int = 20) -> None:
     """Concurrent full sessions, so lazy imports and the method workers' DB connections are done."""
 
     async def run() -> None:
-        await asyncio.wait_for(asyncio.gather(*(full_session(port, f"m{n}") for n in range(sessions))), 60)
+        opened = (full_session(port, f"m{n}", transport) for n in range(sessions))
+        await asyncio.wait_for(asyncio.gather(*opened), 60)
 
     asyncio.run(run())
 
@@ -125,6 +153,7 @@ class CapacityRun:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.figures: dict[str, Any] = {
+            "transport": args.transport,
             "connections": args.connections,
             "stage": args.stage,
             "client_workers": args.workers,
@@ -169,7 +198,7 @@ class CapacityRun:
         pid = self.server.pid
         self.port = self.server.wait_until_listening()
         self.figures["server_open_files_limit"] = open_files_limit(pid)
-        warm_up(self.port)
+        warm_up(self.port, self.args.transport)
         time.sleep(1.0)  # the warm-up sessions' greenlets end and are freed
         self.baseline = memory(pid)
         self.peak_rss_kib = self.baseline.rss_kib
@@ -194,6 +223,7 @@ class CapacityRun:
             args.concurrency,
             args.handshake_timeout,
             time_limit,
+            args.transport,
         )
         cpu_before = cpu_seconds(self.server.pid)
         overflows_before = listen_overflows()
@@ -237,7 +267,7 @@ class CapacityRun:
         answers: list[dict[str, float]] = []
         while time.monotonic() < until and self.server.running:
             next_probe = time.monotonic() + self.args.probe_every
-            answers.extend(probe(self.port, 1))
+            answers.extend(probe(self.port, 1, self.args.transport))
             self.sample()
             time.sleep(max(0.0, min(next_probe, until) - time.monotonic()))
         self.require_server("while holding the connections")
@@ -274,6 +304,7 @@ class CapacityRun:
             still_open_after_hold=sum(status["open"] for status in statuses),
             dropped=merge_counts([status["dropped"] for status in statuses]),
             pings_answered=sum(status["pings_answered"] for status in statuses),
+            polls_open=sum(status["polls_open"] for status in statuses),
         )
         # The server notices the closes; wait until it has let go of the sockets.
         pid = self.server.pid
@@ -281,7 +312,10 @@ class CapacityRun:
         while open_files(pid) > self.figures["baseline_open_files"] + 2 and time.monotonic() < deadline:
             time.sleep(0.2)
         self.figures["open_files_after_close"] = open_files(pid)
-        self.figures["after_close"] = asdict(memory(pid))
+        after_close = memory(pid)
+        self.figures["after_close"] = asdict(after_close)
+        # Closing thousands of sessions takes memory too (close frames, log lines).
+        self.figures["peak_rss_kib"] = max(self.figures["peak_rss_kib"], after_close.rss_kib)
 
     def stop(self) -> None:
         self.figures["server_cpu_seconds"] = round(cpu_seconds(self.server.pid), 2)
@@ -304,10 +338,15 @@ class CapacityRun:
 def verdicts(figures: dict[str, Any]) -> dict[str, bool]:
     per_connection = figures.get("kib_per_connection", {}).get("rss", float("inf"))
     db_connections = figures["db_connections"]
+    held = {f"held all {figures['connections']}": figures["still_open_after_hold"] == figures["connections"]}
+    if figures["transport"] == "xhr":  # the memory target is for WebSocket connections; xhr's is a figure
+        held["each with its long poll open after the hold"] = figures["polls_open"] == figures["connections"]
+    else:
+        held[f"<= {TARGET_KIB_PER_CONNECTION:g} KiB RSS per connection"] = (
+            per_connection <= TARGET_KIB_PER_CONNECTION
+        )
     return {
-        f"held all {figures['connections']}": figures["still_open_after_hold"] == figures["connections"],
-        f"<= {TARGET_KIB_PER_CONNECTION:g} KiB RSS per connection": per_connection
-        <= TARGET_KIB_PER_CONNECTION,
+        **held,
         f"every new client answered within {TARGET_ANSWER_SECONDS:g} s": not figures["probes_failed"]
         and figures["answer_seconds_max"] <= TARGET_ANSWER_SECONDS,
         "no database connection per client": db_connections is not None
@@ -326,7 +365,9 @@ def table(figures: dict[str, Any]) -> str:
         return f"{seconds * 1000:.1f}"
 
     per = f.get("kib_per_connection", {})
+    steps = STEPS if f["transport"] != "xhr" else STEPS[1:]
     rows = [
+        ("transport", TRANSPORT_NAMES[f["transport"]]),
         ("connections asked / opened / failed", f"{f['connections']} / {f['opened']} / {f['failed']}"),
         ("stage held", f["stage"]),
         ("documents per subscription (AllBooks)", f"{f.get('documents_per_subscription')}"),
@@ -360,11 +401,18 @@ def table(figures: dict[str, Any]) -> str:
             ),
         ),
         (
-            "slowest new client's tcp, upgrade, connect, sub, method",
-            ", ".join(ms(f["slowest_answer_steps"].get(step, 0)) for step in STEPS) + " ms",
+            "slowest new client's tcp, upgrade, connect, sub, method"
+            if f["transport"] != "xhr"
+            else "slowest new client's tcp + open poll, connect, sub, method",
+            ", ".join(ms(f["slowest_answer_steps"].get(step, 0)) for step in steps) + " ms",
         ),
         ("still open after hold / dropped", f"{f['still_open_after_hold']} / {sum(f['dropped'].values())}"),
         ("hold: seconds, pings answered", f"{f['hold_seconds']} s, {f['pings_answered']}"),
+        *(
+            [("long polls open after the hold", f"{f['polls_open']} of {f['still_open_after_hold']}")]
+            if f["transport"] == "xhr"
+            else []
+        ),
         (
             "server CPU: ramp / hold / whole run",
             f"{f['ramp_cpu_seconds']} / {f['hold_cpu_seconds']} / {f['server_cpu_seconds']} s",
@@ -391,7 +439,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Capacity benchmark: N idle DDP sessions on one dddp process."
     )
     add = parser.add_argument
-    add("--connections", type=int, default=TARGET_CONNECTIONS, help="connections to hold (19000)")
+    add(
+        "--transport",
+        type=transports,
+        default=["websocket"],
+        help="websocket (raw /websocket, the default), sockjs (the SockJS websocket), xhr (SockJS "
+        "xhr-polling), or a comma-separated list of them: each in turn, then the ratios",
+    )
+    add(
+        "--connections",
+        type=int,
+        help=f"connections (xhr: sessions) to hold ({TARGET_CONNECTIONS}; xhr {TARGET_XHR_SESSIONS})",
+    )
     add("--hold", type=float, default=30.0, help="seconds to hold them all open (30: two heartbeats)")
     add("--stage", choices=STAGES, default="sub", help="how far each connection goes (default sub)")
     add("--workers", type=int, default=3, help="client processes (3)")
@@ -415,11 +474,61 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def transports(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TRANSPORTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(TRANSPORTS)}, got {text!r}")
+    return names
+
+
+TRANSPORT_NAMES = {
+    "websocket": "raw WebSocket (/websocket)",
+    "sockjs": "SockJS websocket (/sockjs/<server>/<session>/websocket)",
+    "xhr": "SockJS xhr-polling (/sockjs/<server>/<session>/xhr + xhr_send)",
+}
+
+
+def comparison(runs: list[dict[str, Any]]) -> str:
+    """Each transport's memory per connection next to the first one's."""
+    first = runs[0]
+    lines = [f"Memory per connection (RSS / USS), against {first['transport']}'s:"]
+    base = first.get("kib_per_connection", {})
+    for figures in runs:
+        per = figures.get("kib_per_connection", {})
+        if not per or not base:
+            lines.append(f"  {figures['transport']:<9}  (nothing measured)")
+            continue
+        ratio = per["rss"] / base["rss"]
+        line = (
+            f"  {figures['transport']:<9}  {per['rss']:.2f} / {per['uss']:.2f} KiB"
+            f" for {figures['opened']:,}  ratio {ratio:.2f} (USS {per['uss'] / base['uss']:.2f})"
+        )
+        if figures["transport"] == "sockjs" and first["transport"] == "websocket":
+            line += f"  [{'ok' if ratio <= TARGET_SOCKJS_RATIO else 'MISSED'}] <= {TARGET_SOCKJS_RATIO:g}x"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    figures = CapacityRun(args).run()
-    figures["verdicts"] = verdicts(figures)
-    print(json.dumps(figures, indent=2) if args.json else table(figures))
+    if "xhr" in args.transport and args.stage == "tcp":
+        raise SystemExit("xhr-polling has no `tcp` stage")
+    runs = []
+    for transport in args.transport:
+        connections = args.connections or (TARGET_XHR_SESSIONS if transport == "xhr" else TARGET_CONNECTIONS)
+        one = argparse.Namespace(**{**vars(args), "transport": transport, "connections": connections})
+        if len(args.transport) > 1:
+            print(f"[{time.strftime('%H:%M:%S')}] {transport}: {connections} connections", file=sys.stderr)
+        figures = CapacityRun(one).run()
+        figures["verdicts"] = verdicts(figures)
+        runs.append(figures)
+        if not args.json:
+            print(table(figures) + "\n", flush=True)
+    if args.json:
+        print(json.dumps(runs[0] if len(runs) == 1 else runs, indent=2))
+    elif len(runs) > 1:
+        print(comparison(runs))
     return 0
 
 

@@ -6,6 +6,11 @@ rate. The parent (`Workers`) drives each worker over a pipe with three commands:
 `("open", OpenOrder)` -> what opened and what failed; `("status",)` -> how many
 are still open; `("close",)` -> the status, after closing everything; then the
 worker exits.
+
+Transports (`OpenOrder.transport`): `websocket` (dddp's raw `/websocket`),
+`sockjs` (the SockJS websocket, `/sockjs/<server>/<session>/websocket`) and
+`xhr` (SockJS xhr-polling: two keep-alive connections per session, a long
+poll always open); the SockJS ones are `sockjs_clients.py`'s.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from sockjs_clients import SockJSWebSocket, XhrPolling
 from wsclient import DDPClient, WebSocket
 
-#: How far each held connection goes before it idles, from least to most.
+#: How far each held connection goes before it idles, from least to most
+#: (`websocket`: the transport is open, the SockJS session too; xhr has no `tcp`).
 STAGES = ("tcp", "websocket", "connect", "sub")
+TRANSPORTS = ("websocket", "sockjs", "xhr")
+
+Channel = WebSocket | SockJSWebSocket | XhrPolling
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class OpenOrder:
     concurrency: int
     handshake_timeout: float
     time_limit: float
+    transport: str = "websocket"
 
 
 @dataclass
@@ -50,6 +61,7 @@ class Status:
     open: int
     dropped: dict[str, int]
     pings_answered: int
+    polls_open: int = 0  # xhr-polling sessions whose long poll is waiting for an answer
 
 
 def raise_open_files_limit() -> int:
@@ -68,21 +80,44 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:80]}"
 
 
-async def handshake(order: OpenOrder, number: int) -> tuple[WebSocket, DDPClient | None]:
+async def open_channel(transport: str, host: str, port: int, stage: str = "sub") -> Channel:
+    """A transport's connection(s), opened as far as `stage` asks: TCP only, or the session too."""
+    channel: Channel
+    if transport == "xhr":
+        if stage == "tcp":
+            raise ValueError("xhr-polling has no `tcp` stage: its first request opens the session")
+        channel = XhrPolling(host, port)
+        try:
+            await channel.connect_tcp()
+            await channel.open()
+        except BaseException:
+            channel.close()
+            raise
+        return channel
+    channel = await (SockJSWebSocket if transport == "sockjs" else WebSocket).open_tcp(host, port)
+    if stage != "tcp":
+        try:
+            await channel.upgrade(host, port)
+        except BaseException:
+            channel.close()
+            raise
+    return channel
+
+
+async def handshake(order: OpenOrder, number: int) -> tuple[Channel, DDPClient | None]:
     """Open one connection up to `order.stage`; the socket is closed if anything fails."""
-    websocket = await WebSocket.open_tcp(order.host, order.port)
+    channel = await open_channel(order.transport, order.host, order.port, order.stage)
     try:
         if order.stage == "tcp":
-            return websocket, None
-        await websocket.upgrade(order.host, order.port)
-        client = DDPClient(websocket)
+            return channel, None
+        client = DDPClient(channel)
         if order.stage != "websocket":
             await client.connect()
         if order.stage == "sub":
             await client.subscribe(f"s{number}", "AllBooks", [])
-        return websocket, client
+        return channel, client
     except BaseException:
-        websocket.writer.close()
+        channel.close()
         raise
 
 
@@ -90,7 +125,7 @@ class Holder:
     """The connections one worker holds, each with a task that reads (and answers pings)."""
 
     def __init__(self) -> None:
-        self.held: list[tuple[WebSocket, DDPClient | None, asyncio.Task[str]]] = []
+        self.held: list[tuple[Channel, DDPClient | None, asyncio.Task[str]]] = []
         self.dropped: Counter[str] = Counter()
         self.closing = False
 
@@ -127,15 +162,16 @@ class Holder:
         summary.seconds = loop.time() - started
         return summary
 
-    def hold(self, websocket: WebSocket, client: DDPClient | None) -> None:
-        task = asyncio.create_task(client.idle() if client else self._idle_tcp(websocket))
+    def hold(self, channel: Channel, client: DDPClient | None) -> None:
+        task = asyncio.create_task(client.idle() if client else self._idle_tcp(channel))
         task.add_done_callback(self._ended)
-        self.held.append((websocket, client, task))
+        self.held.append((channel, client, task))
 
     @staticmethod
-    async def _idle_tcp(websocket: WebSocket) -> str:
+    async def _idle_tcp(channel: Channel) -> str:
+        assert not isinstance(channel, XhrPolling)
         try:
-            await websocket.reader.read()
+            await channel.reader.read()
         except ConnectionError as exc:
             return f"connection lost: {type(exc).__name__}"
         return "closed by the server"
@@ -148,16 +184,19 @@ class Holder:
     def status(self) -> Status:
         still_open = sum(1 for _ws, _client, task in self.held if not task.done())
         pings = sum(client.pings_answered for _ws, client, _task in self.held if client)
-        return Status(still_open, dict(self.dropped), pings)
+        polls = sum(
+            1 for channel, _client, task in self.held if isinstance(channel, XhrPolling) and channel.polling
+        )
+        return Status(still_open, dict(self.dropped), pings, polls)
 
     async def close(self) -> None:
         self.closing = True
-        for websocket, _client, task in self.held:
+        for channel, _client, task in self.held:
             task.cancel()
-            websocket.close()
+            channel.close()
         await asyncio.gather(*(task for _ws, _client, task in self.held), return_exceptions=True)
         # Let the transports flush their close frames before the process exits.
-        writers = [websocket.writer for websocket, _client, _task in self.held]
+        writers = [writer for channel, _client, _task in self.held for writer in channel.writers()]
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(not writer.transport.is_closing() for writer in writers):
             await asyncio.sleep(0.05)

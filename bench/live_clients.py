@@ -16,9 +16,19 @@ for `"sent_at":<number>` with one regular expression. The scan is safe here:
 every message is small JSON holding `sent_at` at most once, the servers do
 not fragment messages, and heartbeats are off.
 
-The parent (`live.py`, through `Clients`) drives each process over a pipe:
-`("open", ...)`, `("window", t0, t1)`, `("progress",)`, `("collect",)`,
-`("ready_time", ...)`, `("close",)`; each gets one reply.
+Client kinds: `ddp` (dddp's raw `/websocket`), `floor` (live_floor.js's plain
+WebSocket), and over the SockJS websocket transport (`/sockjs/<server>/<session>/websocket`,
+docs/ddp-protocol.md S-10, S-11) `sockjs-ddp` (dddp) and `sockjs-floor`
+(sockjs_floor.js). A SockJS client waits for the `o` frame, sends each DDP
+message as `["<json text>"]`, and reads `a[...]` frames of JSON-encoded
+texts; once live it scans for the escaped `\"sent_at\":<number>` instead.
+(xhr-polling clients run in `sockjs_clients.py`'s asyncio workers, which
+answer the same commands.)
+
+The parent (`live.py` or `sockjs.py`, through `Clients`) drives each process
+over a pipe: `("open", ...)`, `("window", t0, t1)`, `("progress",)`,
+`("collect",)`, `("ready_time", ...)`, `("drop",)` (close every client, keep
+the process), `("close",)`; each gets one reply.
 """
 
 from __future__ import annotations
@@ -28,10 +38,12 @@ import errno
 import json
 import multiprocessing
 import os
+import random
 import re
 import resource
 import select
 import socket
+import string
 import struct
 import time
 from array import array
@@ -43,6 +55,9 @@ from typing import Any
 from wsclient import frame_header
 
 SENT_AT = re.compile(rb'"sent_at":(-?[0-9][0-9.eE+-]*)[,}]')
+#: The same inside a SockJS `a[...]` frame, where each message is a JSON string: `\"sent_at\":`.
+SOCKJS_SENT_AT = re.compile(rb'\\"sent_at\\":(-?[0-9][0-9.eE+-]*)[,}]')
+KINDS = ("ddp", "floor", "sockjs-ddp", "sockjs-floor")
 #: Long enough to hold `"sent_at":<number>` cut by the end of a read.
 SCAN_TAIL = 48
 OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x1, 0x8, 0x9, 0xA
@@ -58,15 +73,22 @@ class Window:
         self.last_receipt = 0.0
 
 
+def sockjs_path(prefix: str = "/sockjs", transport: str = "websocket") -> str:
+    """A fresh SockJS session URL path: a random 3-digit server id and 8-character session id (S-15)."""
+    server = f"{random.randrange(1000):03d}"
+    session = "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+    return f"{prefix}/{server}/{session}/{transport}"
+
+
 def client_frame(opcode: int, payload: bytes) -> bytes:
     """One final client frame, masked with a zero key (RFC 6455 asks for a mask, not a secret one)."""
     return frame_header(opcode, len(payload)) + b"\0\0\0\0" + payload  # XOR with zeros leaves it as it is
 
 
 class Client:
-    """One WebSocket: `floor` (plain) or `ddp` (connect, then sub to `publication`).
+    """One WebSocket, of one of KINDS: a floor one is live once open; a DDP one connects, then subs.
 
-    States: connecting -> upgrade -> (connect -> sub ->) live, or ended.
+    States: connecting -> upgrade -> (open ->) (connect -> sub ->) live, or ended.
     `on_done(client)` is called once, when it is live or has ended before that.
     """
 
@@ -79,7 +101,12 @@ class Client:
         params: list[Any],
         on_done: Callable[[Client], None],
     ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown client kind {kind!r}")
         self.kind = kind
+        self.sockjs = kind.startswith("sockjs-")
+        self.ddp = kind in ("ddp", "sockjs-ddp")
+        self.pattern = SOCKJS_SENT_AT if self.sockjs else SENT_AT
         self.address = address
         self.window = window
         self.publication = publication
@@ -113,7 +140,7 @@ class Client:
             return
         self.state = "upgrade"
         key = base64.b64encode(os.urandom(16)).decode("ascii")
-        path = "/websocket" if self.kind == "ddp" else "/"
+        path = sockjs_path() if self.sockjs else "/websocket" if self.ddp else "/"
         host, port = self.address
         self._write(
             (
@@ -144,10 +171,15 @@ class Client:
     def _scan(self, data: bytes, now: float) -> None:
         """Take a sample from each `"sent_at":<number>` read (see the module docstring)."""
         text = self.tail + data if self.tail else data
+        scanned = self._samples(self.pattern, text, now)
+        self.tail = text[max(scanned, len(text) - SCAN_TAIL) :]
+
+    def _samples(self, pattern: re.Pattern[bytes], text: bytes, now: float) -> int:
+        """A sample of each `sent_at` in the window that `pattern` finds; returns where the last ended."""
         window = self.window
         start, end, latencies = window.start, window.end, window.latencies
         scanned = 0
-        for found in SENT_AT.finditer(text):
+        for found in pattern.finditer(text):
             sent_at = float(found.group(1))
             if start <= sent_at < end:
                 latencies.append(now - sent_at)
@@ -156,7 +188,7 @@ class Client:
                 if sent_at > self.newest:
                     self.newest = sent_at
             scanned = found.end()
-        self.tail = text[max(scanned, len(text) - SCAN_TAIL) :]
+        return scanned
 
     def _parse(self, data: bytes, now: float) -> None:
         buffer = self.buffer
@@ -198,14 +230,40 @@ class Client:
         if b" 101 " not in status + b" ":
             self._end(f"upgrade refused: {status.decode('latin-1')}")
             return False
-        if self.kind == "ddp":
+        if self.sockjs:
+            self.state = "open"  # until the `o` frame
+        else:
+            self._opened()
+        return True
+
+    def _opened(self) -> None:
+        if self.ddp:
             self.state = "connect"
             self._send({"msg": "connect", "version": "1", "support": ["1"]})
         else:
             self._go_live()
-        return True
 
     def _text(self, payload: bytes, now: float) -> None:
+        if not self.sockjs:
+            self._ddp_text(payload, now)
+        elif payload == b"o" and self.state == "open":
+            self._opened()
+        elif payload.startswith(b"a"):
+            texts = [text.encode("utf-8") for text in json.loads(payload[1:])]
+            for number, text in enumerate(texts):
+                if self.state == "live":  # what came after `ready` in the same frame: samples
+                    for rest in texts[number:]:
+                        self._samples(SENT_AT, rest, now)
+                    return
+                self._ddp_text(text, now)
+                if self.state == "ended":
+                    return
+        elif payload.startswith(b"c"):
+            self._end(f"closed by the server: {payload[:100].decode('utf-8', 'replace')}")
+        elif payload != b"h":
+            self._end(f"unexpected SockJS frame {payload[:100]!r}")
+
+    def _ddp_text(self, payload: bytes, now: float) -> None:
         if payload.startswith(b'{"msg":"added"'):
             self.added += 1  # not parsed: 10,000 json.loads would count against `ready`
             return
@@ -231,7 +289,10 @@ class Client:
             on_done(self)
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._write(client_frame(OPCODE_TEXT, json.dumps(message, separators=(",", ":")).encode("utf-8")))
+        text = json.dumps(message, separators=(",", ":"))
+        if self.sockjs:
+            text = json.dumps([text], separators=(",", ":"))  # S-11: a JSON array of message texts
+        self._write(client_frame(OPCODE_TEXT, text.encode("utf-8")))
 
     def _write(self, data: bytes) -> None:
         """Client writes are a few small frames: a fresh socket's buffer always takes them whole."""
@@ -382,11 +443,21 @@ class Worker:
             )
         elif name == "ready_time":
             self.ready_time(*args)
+        elif name == "drop":
+            self.drop()
+            self.pipe.send(None)
         elif name == "close":
             for client in list(self.sockets.values()):
                 client.close()
             self.pipe.send(None)
             self.running = False
+
+    def drop(self) -> None:
+        """Close every client (the server ends their sessions); the process stays for the next ones."""
+        for client in list(self.sockets.values()):
+            self.forget(client)
+        self.clients = []
+        self.opening.clear()
 
     def set_window(self, start: float, end: float) -> None:
         self.window.start, self.window.end = start, end
@@ -436,13 +507,14 @@ def worker_main(pipe: Connection) -> None:
 class Clients:
     """The parent's side: worker processes, each with an equal share of the clients."""
 
-    def __init__(self, processes: int):
+    def __init__(self, processes: int, main: Callable[[Connection], None] | None = None):
+        """`main`: the processes' entry point (default this module's `worker_main`)."""
         context = multiprocessing.get_context("spawn")  # a fresh interpreter, whatever the parent holds
         self.pipes: list[Connection] = []
         self.processes: list[Any] = []
         for _ in range(processes):
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=worker_main, args=(child_end,), daemon=True)
+            process = context.Process(target=main or worker_main, args=(child_end,), daemon=True)
             process.start()
             child_end.close()
             self.pipes.append(parent_end)
@@ -509,6 +581,11 @@ class Clients:
         if "error" in reply:
             raise ConnectionError(f"the AllBulks subscription failed: {reply['error']}")
         return reply
+
+    def drop(self, timeout: float = 120.0) -> None:
+        """Close every client; the processes stay, for `grow` to open others."""
+        self._all("drop", timeout=timeout)
+        self.count = 0
 
     def close(self) -> None:
         for pipe in self.pipes:

@@ -5,6 +5,9 @@ should cost the client side one socket, two stream objects and one task, so
 that a few client processes can hold 19,000 sessions on a two-core machine.
 It speaks only what the capacity benchmark needs: the HTTP upgrade, masked text
 frames out, unmasked frames in (text, ping, close), and DDP connect/sub/method.
+
+`DDPClient` speaks DDP over any channel of texts (`send_text`, `receive_text`):
+a `WebSocket` here, or SockJS's websocket and xhr-polling (`sockjs_clients.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import base64
 import json
 import os
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x1, 0x8, 0x9, 0xA
 CLOSE_NORMAL = 1000
@@ -97,6 +100,23 @@ class WebSocket:
             raise ConnectionEnded(f"connection lost: {type(exc).__name__}") from None
         return first & 0x0F, payload
 
+    async def receive_text(self) -> str:
+        """The next text message, answering pings on the way; raises ConnectionEnded."""
+        while True:
+            opcode, payload = await self.receive()
+            if opcode == OPCODE_TEXT:
+                return payload.decode("utf-8")
+            if opcode == OPCODE_CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                reason = payload[2:].decode("utf-8", "replace")
+                raise ConnectionEnded(f"closed by the server ({code} {reason})")
+            if opcode == OPCODE_PING:
+                self.writer.write(encode_frame(OPCODE_PONG, payload))
+
+    def writers(self) -> list[asyncio.StreamWriter]:
+        """The streams `close` closes (a holder waits for them to flush)."""
+        return [self.writer]
+
     def close(self) -> None:
         """Send a close frame and drop the socket without waiting for the echo."""
         if self.writer.is_closing():
@@ -108,30 +128,28 @@ class WebSocket:
         self.writer.close()
 
 
-class DDPClient:
-    """DDP over a WebSocket: answers pings itself, hands every other message to the caller."""
+class Channel(Protocol):
+    """What DDP runs over: whole texts in and out (a WebSocket, a SockJS session)."""
 
-    def __init__(self, websocket: WebSocket):
-        self.websocket = websocket
+    def send_text(self, text: str) -> None: ...
+
+    async def receive_text(self) -> str: ...
+
+
+class DDPClient:
+    """DDP over a channel of texts: answers pings itself, hands every other message to the caller."""
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
         self.pings_answered = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        self.websocket.send_text(json.dumps(message, separators=(",", ":")))
+        self.channel.send_text(json.dumps(message, separators=(",", ":")))
 
     async def receive(self) -> dict[str, Any]:
         """The next DDP message that is not a ping; raises ConnectionEnded."""
         while True:
-            opcode, payload = await self.websocket.receive()
-            if opcode == OPCODE_CLOSE:
-                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-                reason = payload[2:].decode("utf-8", "replace")
-                raise ConnectionEnded(f"closed by the server ({code} {reason})")
-            if opcode == OPCODE_PING:
-                self.websocket.writer.write(encode_frame(OPCODE_PONG, payload))
-                continue
-            if opcode != OPCODE_TEXT:
-                continue
-            message: dict[str, Any] = json.loads(payload)
+            message: dict[str, Any] = json.loads(await self.channel.receive_text())
             if message.get("msg") == "ping":
                 # Unanswered, the server drops us after its heartbeat timeout (D-22).
                 pong = {"msg": "pong", **({"id": message["id"]} if "id" in message else {})}
