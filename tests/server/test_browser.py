@@ -25,6 +25,11 @@ client refuses an iframe of another version).
 
 Chromium is installed by tests/run.py when run as root; without it (or
 Playwright) the tests are skipped and say so. Nothing downloads a browser.
+
+The scenario and its checks (`check_live_data_and_methods`, with the page, its
+server and the trace) are shared with test_browser_sockjs03.py, which runs them
+with sockjs-client 0.3.1, the line Meteor 1.x bundles; a `Client` says how each
+build is loaded, forced and asked which transport it opened.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,21 +84,35 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 
-#: Where the page server has the bundle; the iframe page loads it from there too.
-BUNDLE_PATH = "/sockjs.min.js"
 
+@dataclass(frozen=True)
+class Client:
+    """A sockjs-client build: where the page server has it, how the page forces a transport on it,
+    and how the open socket names the transport it uses."""
+
+    version: str  # its `SockJS.version` (its iframe transports refuse an iframe of another one)
+    file: Path  # the script
+    path: str  # where the page server has it; dddp's iframe page loads it from there too
+    force: str  # the constructor option that lists the transports allowed
+    opened: str  # the socket's attribute that names the transport once open
+
+
+#: The npm sockjs-client 1.6.1 bundle (what current Meteor bundles).
+CLIENT = Client("1.6.1", SOCKJS_BUNDLE, "/sockjs.min.js", force="transports", opened="transport")
+
+#: The test page; SCRIPT is the client's path on the page server.
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script src="/sockjs.min.js"></script></head>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><script src="SCRIPT"></script></head>
 <body><script>
 window.events = [];
 window.pings = 0;
 window.heartbeats = 0;
-window.start = function (url, transport, text) {
-  const sock = new SockJS(url, null, {transports: [transport]});
+window.start = function (url, options, opened, text) {
+  const sock = new SockJS(url, null, options);
   const send = (message) => sock.send(JSON.stringify(message));
   window.ddp = {send: send, sock: sock};
   sock.onopen = () => {
-    window.transport = sock.transport;
+    window.transport = sock[opened];
     send({msg: 'connect', version: '1', support: ['1']});
   };
   sock.onheartbeat = () => { window.heartbeats += 1; };
@@ -112,7 +132,7 @@ window.start = function (url, transport, text) {
 class Transport:
     """A sockjs-client transport, and how it shows on the wire and in dddp's log."""
 
-    name: str  # sockjs-client's, as forced and as `sock.transport` says once open
+    name: str  # sockjs-client's, as forced and as the open socket names it (`Client.opened`)
     kind: str  # what dddp logs for the session ("connection N opened from ... (kind)")
     receiving: str  # the last segment of the session URL the client receives on
     sending: str | None  # ... and sends on (None: the same WebSocket)
@@ -137,17 +157,25 @@ OPENED = re.compile(r"connection \d+ opened from \S+ \((\S+)\)")
 SESSION_URL = re.compile(r"/sockjs/[^/.]+/[^/.]+/([a-z_]+)(?:\?|$)")
 
 
-@pytest.fixture(scope="module")
-def page_origin() -> Iterator[str]:
-    """Another origin than dddp's: the test page and the sockjs-client bundle, on localhost."""
+def page_files(client: Client) -> dict[str, tuple[bytes, str]]:
+    """The test page at `/`, loading `client`, and the client at its path: path -> (body, type)."""
+    page = PAGE.replace("SCRIPT", client.path)
+    return {
+        "/": (page.encode(), "text/html; charset=utf-8"),
+        client.path: (client.file.read_bytes(), "application/javascript"),
+    }
+
+
+@contextmanager
+def page_server(files: Mapping[str, tuple[bytes, str]]) -> Iterator[str]:
+    """Serve `files` (path -> (body, type)) on another origin than dddp's: localhost, not 127.0.0.1."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.partition("?")[0]
-            if path == BUNDLE_PATH:
-                status, body, kind = 200, SOCKJS_BUNDLE.read_bytes(), "application/javascript"
-            elif path == "/":
-                status, body, kind = 200, PAGE.encode(), "text/html; charset=utf-8"
+            if path in files:
+                body, kind = files[path]
+                status = 200
             else:
                 status, body, kind = 404, b"not found\n", "text/plain"
             self.send_response(status)
@@ -162,45 +190,76 @@ def page_origin() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://localhost:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def page_origin() -> Iterator[str]:
+    """Another origin than dddp's: the test page and the sockjs-client bundle, on localhost."""
+    with page_server(page_files(CLIENT)) as origin:
+        yield origin
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, launched by Playwright with CHROMIUM_FLAGS."""
     assert sync_playwright is not None
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def django_beside_playwright() -> Iterator[None]:
+@contextmanager
+def django_beside_playwright_loop() -> Iterator[None]:
     """Playwright's sync API keeps an asyncio loop in this thread, which Django takes for
     async code; the tests' ORM calls still run one at a time, in this thread alone."""
     before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if before is None:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 @pytest.fixture(scope="module")
-def heartbeat_server(start_server: Callable[..., ServerProcess], page_origin: str) -> ServerProcess:
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module", autouse=True)
+def django_beside_playwright() -> Iterator[None]:
+    with django_beside_playwright_loop():
+        yield
+
+
+def start_heartbeat_server(start_server: Callable[..., ServerProcess], sockjs_url: str) -> ServerProcess:
     """DDP pings every 0.3 s of silence; SockJS `h` after 0.1 s, so several come between pings.
 
-    The iframe page loads this test's sockjs-client, from the page's origin.
+    Its iframe page loads the sockjs-client at `sockjs_url` (DDDP_SOCKJS_URL).
     """
     return start_server(
         DDDP_HEARTBEAT_INTERVAL="0.3",
         DDDP_HEARTBEAT_TIMEOUT="0.5",
         DDDP_SOCKJS_HEARTBEAT_DELAY="0.1",
-        DDDP_SOCKJS_URL=page_origin + BUNDLE_PATH,
+        DDDP_SOCKJS_URL=sockjs_url,
     ).wait_until_listening()
+
+
+@pytest.fixture(scope="module")
+def heartbeat_server(start_server: Callable[..., ServerProcess], page_origin: str) -> ServerProcess:
+    """The heartbeat server whose iframe page loads this test's sockjs-client, from the page's origin."""
+    return start_heartbeat_server(start_server, page_origin + CLIENT.path)
 
 
 class BrowserTrace:
@@ -258,19 +317,35 @@ def wait_for(page: Any, condition: str, timeout: float = 10.0) -> Any:
         page.wait_for_timeout(50)  # lets Playwright deliver the page's events meanwhile
 
 
-def transport_params() -> list[Any]:
+def transport_params(
+    transports: list[Transport], server_bugs: Mapping[str, str], skipped: Mapping[str, str] | None = None
+) -> list[Any]:
+    """One param per transport: a strict xfail if in `server_bugs`, skipped if in `skipped`."""
     params = []
-    for transport in TRANSPORTS:
-        bug = SERVER_BUGS.get(transport.name)
-        marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=bug)] if bug else []
+    for transport in transports:
+        marks: list[Any] = []
+        if bug := server_bugs.get(transport.name):
+            marks.append(pytest.mark.xfail(strict=True, raises=AssertionError, reason=bug))
+        if skipped and (why := skipped.get(transport.name)):
+            marks.append(pytest.mark.skip(reason=why))
         params.append(pytest.param(transport, id=transport.name, marks=marks))
     return params
 
 
-@pytest.mark.parametrize("transport", transport_params())
+@pytest.mark.parametrize("transport", transport_params(TRANSPORTS, SERVER_BUGS))
 def test_a_browser_on_another_origin_gets_live_data_and_methods(
     browser: Any, page_origin: str, heartbeat_server: ServerProcess, transport: Transport
 ) -> None:
+    check_live_data_and_methods(browser, page_origin, heartbeat_server, CLIENT, transport)
+
+
+def check_live_data_and_methods(
+    browser: Any, page_origin: str, heartbeat_server: ServerProcess, client: Client, transport: Transport
+) -> None:
+    """The scenario, in a new page of `page_origin` (serving `page_files(client)`), forced to `transport`.
+
+    The server's iframe page must load `client` from `page_origin` (`start_heartbeat_server`).
+    """
     text = f"browser-{uuid.uuid4().hex[:8]}"
     log_start = len(heartbeat_server.log)
     page = browser.new_page()
@@ -279,7 +354,8 @@ def test_a_browser_on_another_origin_gets_live_data_and_methods(
         page.goto(page_origin + "/")
         url = heartbeat_server.http_url + "/sockjs"
         page.evaluate(
-            "([url, transport, text]) => window.start(url, transport, text)", [url, transport.name, text]
+            "([url, options, opened, text]) => window.start(url, options, opened, text)",
+            [url, {client.force: [transport.name]}, client.opened, text],
         )
         wait_for(page, "window.events.some(m => m.msg === 'ready')", timeout=20.0)
         assert page.evaluate("window.transport") == transport.name
@@ -309,14 +385,14 @@ def test_a_browser_on_another_origin_gets_live_data_and_methods(
         if transport.iframe:  # every session request from dddp's iframe page, which loaded our bundle
             assert {where.partition("#")[0] for where, _, _ in used} == {iframe_page}
             bundles = [u for where, _, u in trace.requests if where.startswith(iframe_page)]
-            assert page_origin + BUNDLE_PATH in bundles, "the iframe did not load the page's bundle"
+            assert page_origin + client.path in bundles, "the iframe did not load the page's bundle"
             iframes = [frame for frame in page.frames if frame.url.startswith(iframe_page)]
-            assert [frame.evaluate("SockJS.version") for frame in iframes] == ["1.6.1"]
+            assert [frame.evaluate("SockJS.version") for frame in iframes] == [client.version]
         else:
             assert not any(iframe_page in url for _, _, url in trace.requests)
             if transport.sending is not None:  # received on from the page (jsonp sends from a form's iframe)
                 assert {where for where, _, segment in used if segment == transport.receiving} == {"page"}
-        assert page.evaluate("SockJS.version") == "1.6.1"
+        assert page.evaluate("SockJS.version") == client.version
 
         # dddp opened one session, over this transport.
         heartbeat_server.wait_for_log(OPENED.pattern, timeout=5, start=log_start)
