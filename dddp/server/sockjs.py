@@ -42,6 +42,11 @@ logger = logging.getLogger("dddp.server")
 
 #: Where the HTTP handler puts the request's socket (`dddp.server.handler`).
 SOCKET_KEY = "dddp.socket"
+#: Set in the environ of requests the access log leaves to DEBUG: a SockJS
+#: session's polls and sends are DDP traffic (thousands a second, like a
+#: WebSocket's frames, which are not logged either); its session logs its
+#: open and its close.
+QUIET_KEY = "dddp.quiet"
 
 
 StartResponse = Callable[..., Any]
@@ -456,6 +461,7 @@ class SockJSEndpoints:
             self.server.serve_websocket(websocket, environ, kind, self.start_session)
             return []
         session_id = endpoint.session_id or ""
+        environ[QUIET_KEY] = True
         cookie = self._cookie(environ)
         if endpoint.transport in ("xhr", "xhr_streaming"):
             cors, answered = _xhr_preamble(environ, start_response, method, cookie)

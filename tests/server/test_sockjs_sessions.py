@@ -123,3 +123,16 @@ def test_connect_sub_and_method_in_one_sockjs_websocket_frame(
         assert_connected_then_answered(messages)
     finally:
         ws.close()
+
+
+def test_a_sessions_requests_are_not_access_logged_at_info(start_server: Callable[..., ServerProcess]) -> None:
+    """Polls and sends are DDP traffic: one log line per poll would cost more than the poll."""
+    server = start_server().wait_until_listening()
+    base = new_session()
+    assert poll(server, base) == "o"
+    send(server, base, CONNECT)
+    assert ddp(poll(server, base))[0]["msg"] == "connected"
+    assert request(server, "GET", "/sockjs/info?marker")[0] == 200  # logged: the marker
+    server.wait_for_log(r"GET /sockjs/info\?marker")
+    server.wait_for_log(r"connection \d+ opened from .* \(sockjs/xhr-polling\)")
+    assert base not in server.text
