@@ -125,7 +125,9 @@ def test_connect_sub_and_method_in_one_sockjs_websocket_frame(
         ws.close()
 
 
-def test_a_sessions_requests_are_not_access_logged_at_info(start_server: Callable[..., ServerProcess]) -> None:
+def test_a_sessions_requests_are_not_access_logged_at_info(
+    start_server: Callable[..., ServerProcess],
+) -> None:
     """Polls and sends are DDP traffic: one log line per poll would cost more than the poll."""
     server = start_server().wait_until_listening()
     base = new_session()
