@@ -367,20 +367,30 @@ class ClientWatch:
     otherwise goes unnoticed until the response is written to nobody.
     """
 
-    __slots__ = ("_socket", "_watcher")
+    __slots__ = ("_readable", "_socket", "_wake", "_watcher")
 
     def __init__(self, sock: Any):
         self._socket = sock
         self._watcher: Any = None
+        self._wake: Event | None = None
+        self._readable = False  # the watcher fired since the last look
 
     def start(self, wake: Event) -> None:
         if self._watcher is None and self._socket is not None:
+            self._wake = wake
             self._watcher = gevent.get_hub().loop.io(self._socket.fileno(), 1)
-            self._watcher.start(wake.set)
+            self._watcher.start(self._on_readable)
+
+    def _on_readable(self) -> None:
+        self._readable = True
+        assert self._wake is not None
+        self._wake.set()
 
     def left(self) -> bool:
-        if self._watcher is None:
+        # Most wakes are messages to send: only a readable socket is worth a look.
+        if self._watcher is None or not self._readable:
             return False
+        self._readable = False
         timeout = self._socket.gettimeout()
         self._socket.settimeout(0)  # a peek that never waits
         try:
