@@ -23,6 +23,7 @@ from typing import Any
 
 from geventwebsocket.handler import WebSocketHandler
 
+from dddp.server.polling import serve_poll
 from dddp.server.sockjs import QUIET_KEY, SOCKET_KEY
 
 access_log = logging.getLogger("dddp.server.http")
@@ -33,6 +34,16 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         if self.socket.family in (socket.AF_INET, socket.AF_INET6):
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().handle()
+
+    def handle_one_request(self) -> Any:
+        # A SockJS poll, the most frequent request by far, takes a shorter way
+        # (dddp.server.polling); everything else is pywsgi's.
+        endpoints = getattr(self.server.application, "sockjs", None)
+        if endpoints is not None and not self.rfile.closed:
+            answered = serve_poll(self, endpoints, {SOCKET_KEY: self.socket, QUIET_KEY: True})
+            if answered is not None:
+                return True if answered else None
+        return super().handle_one_request()
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()

@@ -158,7 +158,7 @@ class HTTPTransport:
         if self._ended or self._closed_frame is not None:
             raise TransportClosed("transport closed")
         self._outgoing.extend(texts)
-        self._outgoing_bytes += sum(len(text) for text in texts)
+        self._outgoing_bytes += sum(map(len, texts))
         self._wake.set()
         return self._outgoing_bytes
 

@@ -1,0 +1,147 @@
+"""A short way through HTTP for SockJS polls, the server's most frequent request.
+
+Under xhr-polling every message a client receives is one HTTP request: 100
+clients at 50 writes/s are 5,000 requests a second, and each write's
+fan-out answers a hundred polls at once, so the last client waits for every
+response written before its own. gevent's pywsgi spends about 150 µs of CPU
+on each (its headers go through the email package's parser, the environ is
+built in full, each response header is checked and formatted), three times
+what sockjs-node spends.
+
+`serve_poll` answers a poll (`POST <prefix>/<server>/<session>/xhr`, no
+body) from the bytes the handler's buffer already holds, with a small
+environ, and writes the response in one `sendall`. It takes only what it
+fully understands: one request line and well-formed headers wholly in the
+buffer, no body, no `Transfer-Encoding`, `Expect` or `Upgrade`, no repeated
+header; anything else, and every other request, is left unread for pywsgi.
+The WSGI side (`SockJSEndpoints`) is the same either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from dddp.protocol import sockjs
+
+logger = logging.getLogger("dddp.server")
+
+#: Header names as RFC 9110 spells a token.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Requests whose header we do not handle here: they need pywsgi's whole machinery.
+_NOT_HERE = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+_MAX_HEADERS = 100
+
+
+def parse_poll(head: bytes, prefix: bytes) -> tuple[str, str, dict[str, str]] | None:
+    """(path, HTTP version, headers by lowercase name) of a SockJS poll whose request line
+    and headers are all of `head` (up to the blank line); None for anything else."""
+    line, _, rest = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != b"POST" or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        return None
+    target = parts[1]
+    if not (target.startswith(prefix + b"/") and target.endswith(b"/xhr")) or b"?" in target:
+        return None
+    path = target.decode("latin-1")
+    endpoint = sockjs.parse_path(path[len(prefix) :])
+    if endpoint is None or endpoint.transport != "xhr":
+        return None
+    headers: dict[str, str] = {}
+    lines = rest.split(b"\r\n") if rest else []
+    if len(lines) > _MAX_HEADERS:
+        return None
+    for header in lines:
+        name, colon, value = header.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            return None  # a folded line, a space before the colon: pywsgi's to judge
+        key = name.lower()
+        if key in _NOT_HERE or key.decode("latin-1") in headers:
+            return None
+        headers[key.decode("latin-1")] = value.strip(b" \t").decode("latin-1")
+    if headers.get("content-length", "0") != "0":
+        return None
+    return path, parts[2].decode("latin-1"), headers
+
+
+def serve_poll(handler: Any, endpoints: Any, extra: dict[str, Any]) -> bool | None:
+    """Answer the poll at the head of `handler`'s buffer, if it is one this module takes.
+
+    Returns None if the request was left for pywsgi, True when answered and the
+    connection stays open, False when answered and it must close.
+    """
+    try:
+        buffered = handler.rfile.peek(65536)
+    except (OSError, ValueError):
+        return None  # pywsgi reads it, and meets the error the way it does
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    parsed = parse_poll(bytes(buffered[:end]), endpoints.prefix.encode("latin-1"))
+    if parsed is None:
+        return None
+    path, version, headers = parsed
+    handler.rfile.read(end + 4)  # exactly this request; what follows stays for the next
+    connection = headers.get("connection", "").lower()
+    keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+    address = handler.client_address
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": version,
+        "REMOTE_ADDR": str(address[0]) if isinstance(address, tuple) else "",
+        "REMOTE_PORT": str(address[1]) if isinstance(address, tuple) else "",
+        **extra,
+    }
+    for name, value in headers.items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    response: list[Any] = []
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        response[:] = [status, response_headers]
+
+    try:
+        body = endpoints(environ, start_response)
+    except Exception:  # as pywsgi would: a 500, logged, and the connection closed
+        logger.exception("SockJS poll %s failed", path)
+        handler.socket.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        return False
+    status, response_headers = response
+    head = [f"HTTP/1.1 {status}", f"Date: {_date()}"]
+    head += [f"{name}: {value}" for name, value in response_headers]
+    head.append("Connection: keep-alive" if keep_alive and version == "HTTP/1.0" else "")
+    if not keep_alive:
+        head[-1] = "Connection: close"
+    start = ("\r\n".join(line for line in head if line) + "\r\n\r\n").encode("latin-1")
+    return _write(handler, start, body) and keep_alive
+
+
+def _write(handler: Any, start: bytes, body: Iterable[bytes]) -> bool:
+    """Send the head and the body; the body's generator learns of a failed write (see
+    `dddp.server.sockjs._delivered`): it is closed without being run to its end."""
+    chunks = iter(body)
+    try:
+        handler.socket.sendall(start + next(chunks, b""))
+        for chunk in chunks:  # runs the generator past its `yield`: the body went out
+            handler.socket.sendall(chunk)
+    except OSError:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        return False
+    return True
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, sockjs.http_date(now))
+    return _date_cache[1]
