@@ -146,7 +146,7 @@ class HTTPTransport:
         self._receiver: ClientWatch | None = None  # the receiving request's, while there is one
         self._closed_frame: str | None = None  # once closed, every request gets it (S-14)
         self._ended = False  # nothing more is written; the session is told, or aborted it
-        self._timer: gevent.Greenlet | None = None
+        self._timer: Any = None  # the event loop's timer of the disconnect delay
 
     # --- the Transport interface -------------------------------------------------
 
@@ -308,17 +308,23 @@ class HTTPTransport:
         self._taken.set()
 
     def _arm_timer(self) -> None:
+        # An event-loop timer, not a greenlet: every poll re-arms it, and a
+        # greenlet's spawn and kill cost seven times as much.
         self._cancel_timer()
-        self._timer = gevent.spawn_later(self._disconnect_delay, self._expire)
+        timer = self._timer = gevent.get_hub().loop.timer(self._disconnect_delay)
+        timer.start(gevent.spawn, self._expire, timer)  # the expiry itself runs in a greenlet
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer is not gevent.getcurrent():
-            self._timer.kill(block=False)
-        self._timer = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
 
-    def _expire(self) -> None:
+    def _expire(self, timer: Any) -> None:
         """No receiving request for the disconnect delay (S-13): the session is forgotten."""
-        self._timer = None
+        if timer is not self._timer:
+            return  # a request came between the timer's firing and now: it re-armed it
+        self._cancel_timer()
         self._registry.remove(self)
         if self._ended:
             return
