@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dddp.protocol import sockjs
+from dddp.server.sockjs import RESPOND_KEY
 
 logger = logging.getLogger("dddp.server")
 
@@ -104,27 +105,69 @@ def serve_poll(handler: Any, endpoints: Any, extra: dict[str, Any]) -> bool | No
     def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         response[:] = [status, response_headers]
 
+    direct = _DirectAnswer(handler.socket, version, keep_alive)
+    environ[RESPOND_KEY] = direct
     try:
         body = endpoints(environ, start_response)
     except Exception:  # as pywsgi would: a 500, logged, and the connection closed
         logger.exception("SockJS poll %s failed", path)
         handler.socket.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
         return False
+    if direct.used:
+        # Answered where the session wrote; what the socket did not take then goes now.
+        return _write(handler, direct.rest, body, direct.failed) and keep_alive
     status, response_headers = response
-    head = [f"HTTP/1.1 {status}", f"Date: {_date()}"]
-    head += [f"{name}: {value}" for name, value in response_headers]
-    head.append("Connection: keep-alive" if keep_alive and version == "HTTP/1.0" else "")
+    return _write(handler, _head(status, response_headers, version, keep_alive), body) and keep_alive
+
+
+class _DirectAnswer:
+    """A poll's response sent from wherever its session writes (`RESPOND_KEY`), never blocking."""
+
+    __slots__ = ("_keep_alive", "_socket", "_version", "failed", "rest", "used")
+
+    def __init__(self, sock: Any, version: str, keep_alive: bool):
+        self._socket = sock
+        self._version = version
+        self._keep_alive = keep_alive
+        self.used = False
+        self.failed = False  # the client is gone: the poll's messages went nowhere
+        self.rest = b""  # what the socket could not take at once, for the poll's greenlet
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> bool:
+        data = _head(status, headers, self._version, self._keep_alive) + body
+        self.used = True
+        timeout = self._socket.gettimeout()
+        self._socket.settimeout(0)
+        try:
+            sent = self._socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.failed = True
+            return True
+        finally:
+            self._socket.settimeout(timeout)
+        self.rest = data[sent:]
+        return True
+
+
+def _head(status: str, headers: list[tuple[str, str]], version: str, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Date: {_date()}"]
+    lines += [f"{name}: {value}" for name, value in headers]
     if not keep_alive:
-        head[-1] = "Connection: close"
-    start = ("\r\n".join(line for line in head if line) + "\r\n\r\n").encode("latin-1")
-    return _write(handler, start, body) and keep_alive
+        lines.append("Connection: close")
+    elif version == "HTTP/1.0":
+        lines.append("Connection: keep-alive")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _write(handler: Any, start: bytes, body: Iterable[bytes]) -> bool:
+def _write(handler: Any, start: bytes, body: Iterable[bytes], failed: bool = False) -> bool:
     """Send the head and the body; the body's generator learns of a failed write (see
     `dddp.server.sockjs._delivered`): it is closed without being run to its end."""
     chunks = iter(body)
     try:
+        if failed:
+            raise BrokenPipeError
         handler.socket.sendall(start + next(chunks, b""))
         for chunk in chunks:  # runs the generator past its `yield`: the body went out
             handler.socket.sendall(chunk)

@@ -42,6 +42,11 @@ logger = logging.getLogger("dddp.server")
 
 #: Where the HTTP handler puts the request's socket (`dddp.server.handler`).
 SOCKET_KEY = "dddp.socket"
+#: Set by `dddp.server.polling` in a poll's environ: sends the whole response at once,
+#: without blocking, from wherever the session writes (True if it did or will finish).
+RESPOND_KEY = "dddp.respond"
+#: What `HTTPTransport.poll` returns when it had its response sent directly.
+ANSWERED = ""
 #: Set in the environ of requests the access log leaves to DEBUG: a SockJS
 #: session's polls and sends are DDP traffic (thousands a second, like a
 #: WebSocket's frames, which are not logged either); its session logs its
@@ -143,7 +148,11 @@ class HTTPTransport:
         self._wake = Event()  # set when a waiting receiving request has something to do
         self._taken = Event()  # set when a receiving request took what was written
         self._receiving = False
-        self._receiver: ClientWatch | None = None  # the receiving request's, while there is one
+        self._receiver: ClientWatch | None = None
+        # While a poll that can be answered directly waits: what sends its response
+        # (True if it did, or will finish it); then whether it was.
+        self._answer: Callable[[str], bool] | None = None
+        self._answered = False  # the receiving request's, while there is one
         self._closed_frame: str | None = None  # once closed, every request gets it (S-14)
         self._ended = False  # nothing more is written; the session is told, or aborted it
         self._timer: Any = None  # the event loop's timer of the disconnect delay
@@ -157,6 +166,15 @@ class HTTPTransport:
     def write(self, texts: Sequence[str]) -> int:
         if self._ended or self._closed_frame is not None:
             raise TransportClosed("transport closed")
+        if self._answer is not None and not self._outgoing:
+            # A poll waits and can be answered right here: the fan-out of one
+            # change to many polling clients is then one loop of sends, not a
+            # greenlet switch and a trip up the WSGI stack per client.
+            answer, self._answer = self._answer, None
+            if answer(sockjs.messages_frame(texts)):
+                self._answered = True
+                self._wake.set()
+                return 0
         self._outgoing.extend(texts)
         self._outgoing_bytes += sum(map(len, texts))
         self._wake.set()
@@ -190,12 +208,19 @@ class HTTPTransport:
 
     # --- the HTTP side -----------------------------------------------------------
 
-    def poll(self, heartbeat_delay: float, client: ClientWatch | None) -> str | None:
+    def poll(
+        self,
+        heartbeat_delay: float,
+        client: ClientWatch | None,
+        answer: Callable[[str], bool] | None = None,
+    ) -> str | None:
         """The frame one polling request answers (messages, the close frame, or `h` after a
-        quiet while); None if its client left while it waited."""
+        quiet while); None if its client left while it waited; ANSWERED if `answer` (given
+        a frame, it sends the whole response without blocking) already sent it."""
         if self._receiving:
             return self._refusal()
         self._receiving, self._receiver = True, client
+        self._answer, self._answered = answer, False
         self._cancel_timer()
         try:
             return self._next_frame(heartbeat_delay, client)
@@ -203,6 +228,7 @@ class HTTPTransport:
             if client is not None:
                 client.stop()
             self._receiving, self._receiver = False, None
+            self._answer, self._answered = None, False
             self._arm_timer()
 
     def stream(
@@ -281,7 +307,7 @@ class HTTPTransport:
         deadline = time.monotonic() + heartbeat_delay
         if client is not None:
             client.start(self._wake)
-        while not self._outgoing and self._closed_frame is None:
+        while not self._answered and not self._outgoing and self._closed_frame is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return sockjs.HEARTBEAT
@@ -290,6 +316,8 @@ class HTTPTransport:
             if client is not None and client.left():
                 self.interrupted()
                 return None
+        if self._answered:
+            return ANSWERED  # what was written after the answer waits for the next poll
         if self._outgoing and not self._ended:
             frame = sockjs.messages_frame(self._outgoing)
             self._outgoing = []
@@ -615,9 +643,19 @@ class SockJSEndpoints:
         """A polling receiving request (xhr, jsonp): one frame, with a Content-Length."""
         transport, frame = self._session(environ, session_id, f"sockjs/{transport_name}-polling")
         if not frame and transport is not None:
-            polled = transport.poll(self.heartbeat_delay, ClientWatch(environ.get(SOCKET_KEY)))
+            respond = environ.get(RESPOND_KEY)
+            answer = None
+            if respond is not None:
+
+                def answer(frame: str) -> bool:
+                    data = encode(frame).encode("utf-8")
+                    return respond("200 OK", [*headers, ("Content-Length", str(len(data)))], data)
+
+            polled = transport.poll(self.heartbeat_delay, ClientWatch(environ.get(SOCKET_KEY)), answer)
             if polled is None:
                 return []  # the client left; nobody to answer
+            if polled is ANSWERED:
+                return _delivered(b"", transport)  # its end tells whether the response got out
             frame = polled
         data = encode(frame).encode("utf-8")
         start_response("200 OK", [*headers, ("Content-Length", str(len(data)))])

@@ -12,8 +12,9 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
+from gevent import socket as gsocket
 
-from dddp.server.polling import parse_poll, serve_poll
+from dddp.server.polling import _DirectAnswer, parse_poll, serve_poll
 from tests.server.test_sockjs_streaming import new_session, poll, read_until_closed
 from tests.server_process import ServerProcess
 
@@ -223,3 +224,29 @@ def test_serve_poll_closes_when_asked() -> None:
     handler = FakeHandler(b"POST /sockjs/1/s/xhr HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert serve_poll(handler, FakeEndpoints(), {}) is False
     assert b"\r\nConnection: close\r\n" in handler.sent
+
+
+def test_a_direct_answer_leaves_what_the_socket_cannot_take_to_the_polls_greenlet() -> None:
+    ours, theirs = gsocket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    try:
+        answer = _DirectAnswer(ours, "HTTP/1.1", keep_alive=True)
+        body = b"a" * 1_000_000
+        assert answer("200 OK", [("Content-Length", str(len(body)))], body) is True
+        assert answer.used and not answer.failed
+        assert 0 < len(answer.rest) < 1_000_000  # sent what fitted, without blocking
+        assert answer.rest.endswith(body[-100:])
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_direct_answer_to_a_client_gone_says_so() -> None:
+    ours, theirs = gsocket.socketpair()
+    theirs.close()
+    try:
+        answer = _DirectAnswer(ours, "HTTP/1.0", keep_alive=False)
+        assert answer("200 OK", [], b"o\n") is True  # taken: the poll's greenlet ends the session
+        assert answer.failed
+    finally:
+        ours.close()
