@@ -83,6 +83,9 @@ class DDPConnection:
         try:
             message = messages.parse_client_message(text)
             return self._dispatch(message, now)
+        except messages.UnrepresentableMessage as bad:
+            self._outgoing.extend(bad.answer(connected=self.state is State.CONNECTED))
+            return []
         except BadMessage as bad:
             self._outgoing.append(messages.error(bad.reason, bad.offending))
             return []

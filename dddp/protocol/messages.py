@@ -12,6 +12,7 @@ Server side: one function per message kind returning the JSON text. Only
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,12 +72,53 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class UnrepresentableMessage(BadMessage):
+    """Valid JSON holding what no reply can carry: a number beyond a float (`1e999`)
+    or a lone surrogate (`"\\ud800"`). Whatever echoed it (a pong's id, a result's
+    value, the error's offendingMessage) could not be encoded, and the client would
+    wait for ever: it gets its answer without the value (see `answer`)."""
+
+    DETAILS = "a number too large for a float, or a lone surrogate, cannot be answered"
+
+    def __init__(self, raw: Any):
+        super().__init__("Bad request")
+        self.raw = raw
+
+    def answer(self, connected: bool) -> list[str]:
+        """A method's `result` (400) and `updated`, a sub's `nosub` (400), else an `error`."""
+        raw = self.raw if isinstance(self.raw, dict) else {}
+        msg, id = raw.get("msg"), raw.get("id")
+        if not connected or not isinstance(id, str) or not _representable(id):
+            return [error("Bad request")]
+        err = MeteorError(400, "Bad request", self.DETAILS)
+        if msg == "method":
+            return [result_error(id, err), updated([id])]
+        if msg == "sub":
+            return [nosub(id, err)]
+        return [error("Bad request")]
+
+
+# Only what may hold a float overflow or a surrogate is checked in full: an escape,
+# or the code point itself (SockJS decodes its frame's escapes before DDP sees the text).
+_MAYBE_UNREPRESENTABLE = re.compile(r"[eE]\+?\d{3}|\d{300}|\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def _representable(value: Any) -> bool:
+    try:
+        _encode_value(value).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
 def parse_client_message(text: str) -> ClientMessage:
     """Parse one frame's text; raise `BadMessage` as Meteor's server would (table 1.4)."""
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise BadMessage("Bad request") from None
+    if _MAYBE_UNREPRESENTABLE.search(text) and not _representable(raw):
+        raise UnrepresentableMessage(raw)
     if not isinstance(raw, dict):
         raise BadMessage("Bad request")
     params = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from dddp.protocol.connection import (
     State,
 )
 from dddp.protocol.ids import UNMISTAKABLE_CHARS
-from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
+from dddp.protocol.messages import CallMethod, Subscribe, UnrepresentableMessage, Unsubscribe
 
 UTC = dt.timezone.utc
 
@@ -837,3 +838,78 @@ def test_pipelined_connect_then_requests() -> None:
         events.extend(send(conn, message))
     assert events == [SessionStarted("S", "1"), Subscribe("a", "x", [])]
     assert outgoing(conn) == [{"msg": "connected", "session": "S"}, {"msg": "pong", "id": "p"}]
+
+
+# --- messages no reply could carry (issue 9, attack 7) ---------------------------
+
+UNANSWERABLE = UnrepresentableMessage.DETAILS
+
+
+def bad_request_400() -> dict[str, Any]:
+    return {
+        "isClientSafe": True,
+        "error": 400,
+        "reason": "Bad request",
+        "details": UNANSWERABLE,
+        "message": "Bad request [400]",
+        "errorType": "Meteor.Error",
+    }
+
+
+@pytest.mark.parametrize(
+    "params", ["[1e999]", "[-1E+400]", '["\\ud800"]', '[{"a": "x\\udfff"}]', "[" + "9" * 400 + ".5]"]
+)
+def test_a_method_whose_params_no_reply_could_carry_gets_a_400_result_and_updated(
+    conn: DDPConnection, params: str
+) -> None:
+    """Its value cannot be encoded back (allow_nan, UTF-8): without this it got no reply."""
+    assert conn.receive(f'{{"msg":"method","id":"m","method":"echo","params":{params}}}', 1.0) == []
+    assert outgoing(conn) == [
+        {"msg": "result", "id": "m", "error": bad_request_400()},
+        {"msg": "updated", "methods": ["m"]},
+    ]
+
+
+def test_a_lone_surrogate_already_decoded_is_caught_too(conn: DDPConnection) -> None:
+    """SockJS frames carry the DDP text as a JSON string: its escapes arrive decoded."""
+    conn.receive('{"msg":"method","id":"m","method":"echo","params":["\ud800"]}', 1.0)
+    assert [m["msg"] for m in outgoing(conn)] == ["result", "updated"]
+
+
+def test_a_sub_whose_params_no_reply_could_carry_gets_a_400_nosub(conn: DDPConnection) -> None:
+    assert conn.receive('{"msg":"sub","id":"s","name":"Books","params":["\\ud800"]}', 1.0) == []
+    assert outgoing(conn) == [{"msg": "nosub", "id": "s", "error": bad_request_400()}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"msg":"ping","id":1e999}',
+        '{"msg":"ping","id":"\\ud800"}',
+        '{"msg":"method","id":"\\udc00","method":"echo"}',
+        '{"msg":"unknown","x":1e999}',
+        "[1e999]",
+    ],
+)
+def test_any_other_such_message_gets_a_bad_request_error_without_echoing_it(
+    conn: DDPConnection, text: str
+) -> None:
+    assert conn.receive(text, 1.0) == []
+    assert outgoing(conn) == [error("Bad request")]
+
+
+def test_before_connect_such_a_method_gets_an_error_not_a_result() -> None:
+    fresh = DDPConnection()
+    fresh.receive('{"msg":"method","id":"m","method":"echo","params":[1e999]}', 0.0)
+    assert outgoing(fresh) == [error("Bad request")]
+
+
+def test_paired_surrogates_and_integers_beyond_a_float_are_ordinary(conn: DDPConnection) -> None:
+    big = "9" * 400
+    events = conn.receive(
+        f'{{"msg":"method","id":"m","method":"echo","params":["\\ud83d\\ude00",{big},1e300]}}', 1
+    )
+    assert [type(e) for e in events] == [CallMethod]
+    assert events[0].params == ["\U0001f600", math.inf, 1e300]  # what JS would see (EJSON-encodable)
+    conn.receive('{"msg":"ping","id":"\\ud83d\\ude00"}', 1)
+    assert outgoing(conn) == [{"msg": "pong", "id": "\U0001f600"}]

@@ -186,6 +186,24 @@ def test_malformed_message_gets_error_and_the_session_goes_on(
     assert client.recv() == {"msg": "pong", "id": "still-there"}
 
 
+@pytest.mark.parametrize("value", ["1e999", '"\\ud800"'], ids=["float-overflow", "lone-surrogate"])
+def test_a_message_no_reply_could_carry_is_answered_and_logs_no_traceback(
+    server: ServerProcess, client: DDPClient, value: str
+) -> None:
+    """Issue 9, attack 7: it used to get no reply at all (the client hung) and a traceback."""
+    start = len(server.text)
+    client.send(f'{{"msg":"method","id":"m","method":"echo","params":[{value}]}}')
+    assert client.recv()["error"]["error"] == 400
+    assert client.recv() == {"msg": "updated", "methods": ["m"]}
+    client.send(f'{{"msg":"sub","id":"s","name":"NotesByText","params":[{value}]}}')
+    assert client.recv()["msg"] == "nosub"
+    client.send(f'{{"msg":"ping","id":{value}}}')
+    assert client.recv() == {"msg": "error", "reason": "Bad request"}
+    client.send({"msg": "ping", "id": "still-there"})
+    assert client.recv() == {"msg": "pong", "id": "still-there"}
+    assert "Traceback" not in server.text[start:]
+
+
 def test_anything_before_connect_gets_must_connect_first(server: ServerProcess) -> None:
     """D-15: the socket stays open; connecting afterwards works."""
     with DDPClient(server.ws_url) as ddp:
