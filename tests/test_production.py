@@ -213,6 +213,36 @@ def test_example_as_run_py_starts_it_debug_on_serves_the_admin_css(  # type: ign
     server.stop()
 
 
+def raw_get(server: ServerProcess, path: str) -> int:
+    """The status of a GET of `path` exactly as written (urllib would normalise the dots)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_a_static_path_out_of_the_static_folders_is_a_404_without_a_traceback(  # type: ignore[no-untyped-def]
+    start_server, example_database_url: str, debug: str
+) -> None:
+    """Issue 9: it was a 500 with a traceback (DEBUG's static files handler); it serves no file."""
+    env = example_env(example_database_url, DJANGO_DEBUG=debug)
+    server = start_server("dddp", "127.0.0.1:0", command=MANAGE, **env).wait_until_listening()
+    for path in (
+        "/static/../../etc/passwd",
+        "/static/..%2f..%2fetc/passwd",
+        "/static/admin/../../../etc/passwd",
+    ):
+        assert raw_get(server, path) == 404, path
+    assert raw_get(server, "/static/admin/css/base.css") == 200  # real files still are served
+    server.stop()
+    assert "Traceback" not in server.text
+
+
 def test_example_with_debug_off_serves_the_admin_css_without_collectstatic(
     fresh_checkout_server: ServerProcess,
 ) -> None:

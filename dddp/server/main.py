@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for annotations: importing these for real must wait for the patch
     from gevent.pywsgi import WSGIServer
@@ -172,9 +172,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
     if serve_django:
         django_app = get_wsgi_application()
         if settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS:
-            from django.contrib.staticfiles.handlers import StaticFilesHandler
-
-            django_app = StaticFilesHandler(django_app)  # as runserver does in DEBUG
+            django_app = _static_files_handler(django_app)  # as runserver does in DEBUG
     return DDPServer(
         API,
         django_app=django_app,
@@ -193,6 +191,28 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         sockjs_test_services=sockjs_test_services,
         connect_listener=connect_listener,
     )
+
+
+def _static_files_handler(django_app: Any) -> Any:
+    """Django's DEBUG static files handler, with a 404 for a path out of the static folders.
+
+    Django's own answers `/static/../../etc/passwd` with a 500 and a traceback:
+    `safe_join` raises SuspiciousFileOperation, which its handler lets through
+    (it turns only Http404 into a response). It serves no file either way.
+    """
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.exceptions import SuspiciousOperation
+    from django.core.handlers.exception import response_for_exception
+    from django.http import Http404
+
+    class Handler(StaticFilesHandler):  # type: ignore[misc]
+        def serve(self, request: Any) -> Any:
+            try:
+                return super().serve(request)
+            except SuspiciousOperation:
+                return response_for_exception(request, Http404("no such static file"))
+
+    return Handler(django_app)
 
 
 def connect_listener() -> object:
