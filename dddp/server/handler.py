@@ -10,6 +10,10 @@
   ACKs the headers, which clients delay by up to 40 ms. A SockJS poll's
   answer is exactly such a small response (measured: xhr-polling p50 72 ms
   without it, 20 ms with it, in bench/sockjs.py).
+- A WebSocket upgrade it must refuse gets the right status and a plain
+  body (gevent-websocket's own refusals write text, which raises in pywsgi,
+  say "402 Bad Request" for HTTP/1.0, and give a 500 for a key that is not
+  base64), logged as one access-log line.
 - A SockJS session's requests are access-logged only at DEBUG (see
   `QUIET_KEY`): at INFO they cost a tenth of the server's time under
   xhr-polling, for lines that say nothing the session's own do not.
@@ -17,6 +21,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 from typing import Any
@@ -34,6 +39,18 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         if self.socket.family in (socket.AF_INET, socket.AF_INET6):
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().handle()
+
+    def upgrade_websocket(self) -> Any:
+        refusal = _upgrade_refusal(self.environ, self.request_version)
+        if refusal is None:
+            return super().upgrade_websocket()
+        status, headers, text = refusal
+        body = text.encode("utf-8")
+        self.start_response(
+            status,
+            [*headers, ("Content-Type", "text/plain; charset=UTF-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     def handle_one_request(self) -> Any:
         # A SockJS poll, the most frequent request by far, takes a shorter way
@@ -56,3 +73,32 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
                 access_log.debug(self.format_request())
             return
         super().log_request()
+
+
+#: The WebSocket version this server speaks (RFC 6455's 13; gevent-websocket's list).
+WEBSOCKET_VERSIONS = ("13", "8", "7")
+
+
+def _upgrade_refusal(
+    environ: dict[str, Any], http_version: str
+) -> tuple[str, list[tuple[str, str]], str] | None:
+    """(status, headers, text) refusing a WebSocket upgrade request, or None: it is acceptable
+    (or not an upgrade request at all, which gevent-websocket passes on as a plain request)."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+        return None
+    if "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+        return None
+    if http_version != "HTTP/1.1":
+        return "400 Bad Request", [], "A WebSocket upgrade needs HTTP/1.1\n"
+    version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
+    if version not in WEBSOCKET_VERSIONS:  # RFC 6455 4.4: 426 and the versions spoken
+        supported = [("Sec-WebSocket-Version", ", ".join(WEBSOCKET_VERSIONS))]
+        return "426 Upgrade Required", supported, "Unsupported or missing Sec-WebSocket-Version\n"
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:  # binascii.Error
+        valid_key = False
+    if not valid_key:
+        return "400 Bad Request", [], "Sec-WebSocket-Key must be 16 bytes in base64\n"
+    return None

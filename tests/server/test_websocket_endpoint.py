@@ -7,6 +7,7 @@ the DDP checklist (docs/ddp-protocol.md).
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -327,3 +328,40 @@ def test_each_connection_logs_one_line_when_opened_and_one_when_closed(server: S
     opened = server.wait_for_log(r"connection (\d+) opened from 127\.0\.0\.1", start=start)
     number = opened.group(1)
     server.wait_for_log(rf"connection {number} closed after [\d.]+s \(session {session}\)", start=start)
+
+
+UPGRADE = "GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+GOOD_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "extra"),
+    [
+        (UPGRADE.replace("HTTP/1.1", "HTTP/1.0") + "Sec-WebSocket-Version: 13\r\n", 400, None),
+        (UPGRADE + f"Sec-WebSocket-Key: {GOOD_KEY}\r\n", 426, "Sec-WebSocket-Version: 13, 8, 7"),
+        (UPGRADE + f"Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: {GOOD_KEY}\r\n", 426, None),
+        (UPGRADE + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc\r\n", 400, None),
+        (UPGRADE + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: YWJj\r\n", 400, None),
+        (UPGRADE + "Sec-WebSocket-Version: 13\r\n", 400, None),
+    ],
+    ids=["http-1.0", "no-version", "unknown-version", "key-not-base64", "key-not-16-bytes", "no-key"],
+)
+def test_a_refused_upgrade_gets_its_status_and_logs_one_line_without_a_traceback(
+    server: ServerProcess, request_head: str, status: int, extra: str | None
+) -> None:
+    """Issue 9, attack 9: these were tracebacks, a 500 for the key "abc", "402" for HTTP/1.0."""
+    start, first_line = len(server.text), len(server.log)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall((request_head + "\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+    finally:
+        sock.close()
+    head = answer.split(b"\r\n\r\n")[0].decode()
+    assert head.startswith(f"HTTP/1.1 {status} "), head
+    if extra:
+        assert extra in head
+    server.wait_for_log(rf'"GET /websocket HTTP/1\.[01]" {status} ', start=first_line)
+    assert "Traceback" not in server.text[start:]
