@@ -37,7 +37,7 @@ from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer
 from dddp.server.session import deliveries_held
-from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections
+from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections, forget_queries
 
 if TYPE_CHECKING:
     from dddp.api import Publication, Registry
@@ -179,6 +179,8 @@ class Hub:
             except Exception:
                 logger.exception("the hub failed to process %s", command[0])
                 close_broken_connections()
+            finally:
+                forget_queries()
 
     def _gather(self, batch: list[Notification]) -> list[Notification]:
         """This batch and those queued right behind it: one dispatch, so one write per session.

@@ -82,6 +82,7 @@ class WorkerPool:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
                 result.set_exception(exc)
             close_broken_connections()
+            forget_queries()
         finally:
             self._busy.discard(current)
 
@@ -124,3 +125,17 @@ def close_broken_connections() -> None:
                 connection.errors_occurred = False
             else:
                 connection.close()
+
+
+def forget_queries() -> None:
+    """Drop the queries Django logged on this greenlet's connections (with DEBUG on).
+
+    A request's log is reset when the next request starts; the server's
+    connections live as long as the process, and with DEBUG each keeps its
+    last 9,000 queries, parameters included: 1 MB subscription parameters
+    made that gigabytes. Called after every unit of work.
+    """
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        connection.queries_log.clear()
