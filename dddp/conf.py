@@ -21,6 +21,10 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         16 * 1024 * 1024,
         "bytes queued for one client before it counts as too slow and is disconnected",
     ),
+    "MAX_PARAMS_SIZE": (
+        64 * 1024,
+        "characters of JSON a sub's or method's params may take; more get nosub, or a result, with a 413",
+    ),
     "MAX_SUBSCRIPTIONS": (
         1000,
         "subscriptions one connection may hold at once; more get nosub with a 429 error",

@@ -58,10 +58,12 @@ class DDPConnection:
         *,
         heartbeat_interval: float = 15.0,
         heartbeat_timeout: float = 15.0,
+        max_params_size: int = 64 * 1024,
         new_session_id: Callable[[], str] = random_id,
     ):
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.max_params_size = max_params_size  # JSON characters of a sub's or method's params
         self._new_session_id = new_session_id
         self.state = State.AWAITING_CONNECT
         self.version: str | None = None
@@ -82,6 +84,11 @@ class DDPConnection:
         self._last_received = now  # any message counts as liveness (D-21)
         try:
             message = messages.parse_client_message(text)
+            if len(text) > self.max_params_size and self.state is State.CONNECTED:
+                too_large = messages.params_too_large(message, self.max_params_size)
+                if too_large:
+                    self._outgoing.extend(too_large)
+                    return []
             return self._dispatch(message, now)
         except messages.UnrepresentableMessage as bad:
             self._outgoing.extend(bad.answer(connected=self.state is State.CONNECTED))

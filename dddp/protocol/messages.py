@@ -133,6 +133,30 @@ def parse_client_message(text: str) -> ClientMessage:
     return ClientMessage(msg, raw, params)
 
 
+def params_too_large(message: ClientMessage, limit: int) -> list[str]:
+    """The answer to a sub or method whose params' JSON is over `limit` characters, if it is:
+    a 413 `nosub`, or a 413 `result` and `updated`; [] when within the limit or not one of them.
+
+    A subscription's params live as long as it does, each copy of them (its key,
+    its observer's): without a bound one connection could pin gigabytes.
+    """
+    raw = message.raw
+    id = raw.get("id")
+    if (
+        message.msg not in ("sub", "method")
+        or not isinstance(id, str)
+        or not isinstance(raw.get("params"), list)
+    ):
+        return []
+    size = len(_encode_value(raw["params"]))
+    if size <= limit:
+        return []
+    err = MeteorError(413, "Parameters too large", f"{size} characters of JSON; the limit is {limit}")
+    if message.msg == "sub":
+        return [nosub(id, err)]
+    return [result_error(id, err), updated([id])]
+
+
 def validate_subscribe(message: ClientMessage) -> Subscribe:
     """A `sub` needs string `id` and `name`, and `params` (if any) an array."""
     raw = message.raw

@@ -63,12 +63,14 @@ class DDPServer:
         sockjs_response_limit: int = 128 * 1024,
         sockjs_max_sessions_per_address: int = 0,
         sockjs_test_services: bool = False,
+        max_params_size: int = 64 * 1024,
     ):
         self.registry = registry
         self.django_app = django_app
         self.max_message_size = max_message_size
         self.max_send_queue_bytes = max_send_queue_bytes
         self.max_subscriptions = max_subscriptions
+        self.max_params_size = max_params_size
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.fence_timeout = fence_timeout

@@ -66,6 +66,7 @@ class Session:
         self.protocol = DDPConnection(
             heartbeat_interval=server.heartbeat_interval,
             heartbeat_timeout=server.heartbeat_timeout,
+            max_params_size=server.max_params_size,
         )
         self.user_id: Any = None
         self.subscriptions: dict[str, ObserverKey] = {}

@@ -913,3 +913,30 @@ def test_paired_surrogates_and_integers_beyond_a_float_are_ordinary(conn: DDPCon
     assert events[0].params == ["\U0001f600", math.inf, 1e300]  # what JS would see (EJSON-encodable)
     conn.receive('{"msg":"ping","id":"\\ud83d\\ude00"}', 1)
     assert outgoing(conn) == [{"msg": "pong", "id": "\U0001f600"}]
+
+
+# --- the size of params (issue 9, attack 3) ----------------------------------------
+
+
+def test_a_sub_whose_params_are_over_the_limit_gets_a_413_nosub() -> None:
+    conn = connected_conn(max_params_size=100)
+    send(conn, {"msg": "sub", "id": "s", "name": "Books", "params": ["x" * 200]}, 1.0)
+    (nosub,) = outgoing(conn)
+    assert (nosub["msg"], nosub["id"], nosub["error"]["error"]) == ("nosub", "s", 413)
+    assert nosub["error"]["details"] == "204 characters of JSON; the limit is 100"
+
+
+def test_a_method_whose_params_are_over_the_limit_gets_a_413_result_and_updated() -> None:
+    conn = connected_conn(max_params_size=100)
+    send(conn, {"msg": "method", "id": "m", "method": "echo", "params": [{"a": "x" * 200}]}, 1.0)
+    result, updated = outgoing(conn)
+    assert (result["msg"], result["id"], result["error"]["error"]) == ("result", "m", 413)
+    assert updated == {"msg": "updated", "methods": ["m"]}
+
+
+def test_params_at_the_limit_and_long_messages_of_other_kinds_are_ordinary() -> None:
+    conn = connected_conn(max_params_size=100)
+    events = send(conn, {"msg": "sub", "id": "s", "name": "B" * 300, "params": ["x" * 94]}, 1.0)  # 100
+    assert [type(e) for e in events] == [Subscribe]
+    send(conn, {"msg": "ping", "id": "p" * 300}, 1.0)
+    assert outgoing(conn) == [{"msg": "pong", "id": "p" * 300}]

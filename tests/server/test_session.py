@@ -101,6 +101,7 @@ class FakeServer:
         self.heartbeat_timeout = 15.0
         self.max_send_queue_bytes = max_send_queue_bytes
         self.max_subscriptions = 10
+        self.max_params_size = 64 * 1024
         self.fence_timeout = 1.0
         self.hub = FakeHub()
         self.forgotten: list[Session] = []

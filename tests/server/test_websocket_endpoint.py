@@ -365,3 +365,18 @@ def test_a_refused_upgrade_gets_its_status_and_logs_one_line_without_a_traceback
         assert extra in head
     server.wait_for_log(rf'"GET /websocket HTTP/1\.[01]" {status} ', start=first_line)
     assert "Traceback" not in server.text[start:]
+
+
+def test_params_over_the_setting_get_a_413(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9, attack 3: DDDP_MAX_PARAMS_SIZE bounds what a subscription pins."""
+    server = start_server(DDDP_MAX_PARAMS_SIZE="1000").wait_until_listening()
+    with DDPClient(server.ws_url) as ddp:
+        ddp.connect()
+        ddp.send({"msg": "sub", "id": "s", "name": "NotesByText", "params": ["x" * 2000]})
+        nosub = ddp.recv()
+        assert (nosub["msg"], nosub["error"]["error"]) == ("nosub", 413)
+        ddp.send({"msg": "method", "id": "m", "method": "echo", "params": ["x" * 2000]})
+        assert ddp.recv()["error"]["error"] == 413
+        assert ddp.recv() == {"msg": "updated", "methods": ["m"]}
+        ddp.send({"msg": "method", "id": "n", "method": "echo", "params": ["x" * 900]})
+        assert ddp.recv() == {"msg": "result", "id": "n", "result": ["x" * 900]}
