@@ -71,24 +71,31 @@ class Violation:
 Event = TextMessage | BinaryMessage | Ping | Pong | CloseRequest | Violation
 
 
+#: Fragments one message may come in. Browsers and Node clients send whole
+#: messages, or a few fragments of a large one.
+MAX_FRAGMENTS = 1024
+
+
 class FrameParser:
     """Turns the bytes a client sends into whole messages and control frames."""
 
     __slots__ = (
         "_buffer",
         "_closed",
+        "_fragment_count",
         "_fragments",
         "_fragments_opcode",
-        "_fragments_size",
         "max_message_size",
     )
 
     def __init__(self, max_message_size: int):
         self.max_message_size = max_message_size
         self._buffer = b""
-        self._fragments: list[bytes] = []
+        # A fragmented message's payload so far: one buffer, not one object per
+        # fragment (a million one-byte fragments would cost 50 times their size).
+        self._fragments = bytearray()
+        self._fragment_count = 0
         self._fragments_opcode = 0
-        self._fragments_size = 0
         self._closed = False
 
     def feed(self, data: bytes) -> list[Event]:
@@ -156,7 +163,10 @@ class FrameParser:
             raise FrameError(CLOSE_PROTOCOL_ERROR, "continuation frame without a message")
         if opcode != OPCODE_CONTINUATION and self._fragments_opcode:
             raise FrameError(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one")
-        if self._fragments_size + length > self.max_message_size:
+        if opcode == OPCODE_CONTINUATION and self._fragment_count >= MAX_FRAGMENTS:
+            # Empty fragments add nothing to the size: without a count they are free to send.
+            raise FrameError(CLOSE_TOO_BIG, f"message in too many fragments: over {MAX_FRAGMENTS}")
+        if len(self._fragments) + length > self.max_message_size:
             raise FrameError(
                 CLOSE_TOO_BIG, f"message too big: over {self.max_message_size} bytes (DDDP_MAX_MESSAGE_SIZE)"
             )
@@ -172,13 +182,14 @@ class FrameParser:
         if opcode != OPCODE_CONTINUATION:
             self._fragments_opcode = opcode
         if not fin:
-            self._fragments.append(payload)
-            self._fragments_size += len(payload)
+            self._fragments += payload
+            self._fragment_count += 1
             return None
-        if self._fragments:
-            payload = b"".join([*self._fragments, payload])
+        if self._fragment_count:
+            self._fragments += payload
+            payload = bytes(self._fragments)
         message_opcode = self._fragments_opcode
-        self._fragments, self._fragments_opcode, self._fragments_size = [], 0, 0
+        self._fragments, self._fragments_opcode, self._fragment_count = bytearray(), 0, 0
         if message_opcode == OPCODE_BINARY:
             return BinaryMessage(len(payload))
         try:

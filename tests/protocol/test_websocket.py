@@ -12,6 +12,8 @@ import struct
 import pytest
 
 from dddp.protocol.websocket import (
+    CLOSE_TOO_BIG,
+    MAX_FRAGMENTS,
     OPCODE_BINARY,
     OPCODE_CLOSE,
     OPCODE_CONTINUATION,
@@ -268,6 +270,19 @@ def test_empty_fragments_are_allowed() -> None:
         + client_frame(b"", OPCODE_CONTINUATION)
     )
     assert parse(data) == [TextMessage("x")]
+
+
+def test_a_message_may_come_in_up_to_max_fragments() -> None:
+    data = text("a", fin=False) + client_frame(b"", OPCODE_CONTINUATION, fin=False) * (MAX_FRAGMENTS - 2)
+    assert parse(data + client_frame(b"b", OPCODE_CONTINUATION)) == [TextMessage("ab")]
+
+
+def test_more_fragments_than_that_close_with_1009_however_small() -> None:
+    """Issue 9, attack 6: empty fragments added nothing to the size, so they were unbounded."""
+    parser = FrameParser(LIMIT)
+    data = text("a", fin=False) + client_frame(b"", OPCODE_CONTINUATION, fin=False) * MAX_FRAGMENTS
+    events = parser.feed(data + client_frame(b"", OPCODE_CONTINUATION, fin=False))
+    assert events == [Violation(CLOSE_TOO_BIG, f"message in too many fragments: over {MAX_FRAGMENTS}")]
 
 
 def test_control_frames_may_interleave_with_fragments() -> None:
