@@ -22,9 +22,11 @@ from typing import Any
 
 from django.db import transaction
 
+from dddp.log_throttle import LogThrottle, left_out, quote
 from dddp.protocol.errors import MeteorError, internal_server_error, match_failed, method_not_found
 
 logger = logging.getLogger("dddp.methods")
+_failures = LogThrottle()  # a method failing again and again is logged once per interval
 
 
 @dataclass(frozen=True)
@@ -127,5 +129,7 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
     except MeteorError:
         raise
     except Exception as exc:
-        logger.exception("DDP method %r raised %s", name, type(exc).__name__)
+        count = _failures.allow((name, type(exc)))
+        if count is not None:
+            logger.exception("DDP method %s raised %s%s", quote(name), type(exc).__name__, left_out(count))
         raise internal_server_error() from exc

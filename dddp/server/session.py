@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from dddp.log_throttle import LogThrottle, left_out, quote
 from dddp.methods import ConnectionInfo, MethodInvocation, call_method
 from dddp.protocol import messages
 from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dddp.server")
 
 _numbers = itertools.count(1)
+_failures = LogThrottle()  # the same failure, again and again, is logged once per interval
 
 #: Text of a new subscription's documents given to the transport at a time.
 DOCUMENTS_CHUNK = 65536
@@ -179,8 +181,15 @@ class Session:
                         self._subscribe(request)
                     elif isinstance(request, Unsubscribe):
                         self._unsubscribe(request)
-                except Exception:  # a bug of ours must not end the session
-                    logger.exception("connection %d: failed to handle %r", self.number, request)
+                except Exception as exc:  # a bug of ours must not end the session
+                    count = _failures.allow(("request", self.number, type(request), type(exc)))
+                    if count is not None:
+                        logger.exception(
+                            "connection %d: failed to handle %s%s",
+                            self.number,
+                            quote(request),
+                            left_out(count),
+                        )
         finally:
             self._processor = None
 
@@ -207,8 +216,12 @@ class Session:
             reply = messages.result(call.id, value)
         except MeteorError as err:
             reply = self._encode_error(call, err)
-        except Exception:
-            logger.exception("connection %d: method %r failed", self.number, call.name)
+        except Exception as exc:
+            count = _failures.allow(("method", call.name, type(exc)))
+            if count is not None:
+                logger.exception(
+                    "connection %d: method %s failed%s", self.number, quote(call.name), left_out(count)
+                )
             reply = messages.result_error(call.id, internal_server_error())
         self.send(reply)
         if found is not None:
@@ -256,19 +269,23 @@ class Session:
             # One line: which publication, for which params (client input: a bounded
             # prefix), and what is wrong. A mistake that dddp (PublicationError) or
             # Django diagnosed says it all; anything else gets its traceback too.
-            params, reason = repr(sub.params), str(exc)
-            line = "connection %d: publication %r failed for params %s: %s: %s"
-            args = (
-                self.number,
-                sub.name,
-                params if len(params) <= 200 else params[:197] + "...",
-                type(exc).__name__,
-                reason if len(reason) <= 500 else reason[:497] + "...",
-            )
-            if isinstance(exc, (ImproperlyConfigured, FieldError, FieldDoesNotExist)):
-                logger.error(line, *args)
-            else:
-                logger.exception(line, *args)
+            # The same failure again and again on a connection is one line per interval, with a count.
+            count = _failures.allow(("publication", self.number, sub.name, type(exc)))
+            if count is not None:
+                params, reason = repr(sub.params), str(exc)
+                line = "connection %d: publication %r failed for params %s: %s: %s%s"
+                args = (
+                    self.number,
+                    sub.name,
+                    params if len(params) <= 200 else params[:197] + "...",
+                    type(exc).__name__,
+                    reason if len(reason) <= 500 else reason[:497] + "...",
+                    left_out(count),
+                )
+                if isinstance(exc, (ImproperlyConfigured, FieldError, FieldDoesNotExist)):
+                    logger.error(line, *args)
+                else:
+                    logger.exception(line, *args)
             self.withdraw(sub.id)
             self.send(messages.nosub(sub.id, internal_server_error()))  # D-54
             return

@@ -222,3 +222,14 @@ def test_subscriptions_beyond_the_limit_get_nosub_429(start_server) -> None:  # 
         ddp.send({"msg": "unsub", "id": "one"})
         assert ddp.recv() == {"msg": "nosub", "id": "one"}
         assert ddp.sub("NotesByText", "no such note 3", id="three")[-1] == {"msg": "ready", "subs": ["three"]}
+
+
+def test_a_method_failing_again_and_again_is_logged_once_with_a_traceback(start_server) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9, attack 8: one client made a traceback per call."""
+    server = start_server().wait_until_listening()
+    with DDPClient(server.ws_url) as ddp:
+        ddp.connect()
+        for n in range(30):
+            assert ddp.call("fail_internal", id=f"f{n}")["result"]["error"]["error"] == 500
+    server.wait_for_log(r"DDP method 'fail_internal' raised ValueError")
+    assert server.text.count("Traceback") == 1

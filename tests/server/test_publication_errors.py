@@ -209,3 +209,18 @@ def test_a_publication_without_get_queries_gets_nosub_500_never_match_failed(
         "has neither `queries` nor a `get_queries()` method. Did you mean `get_queries`? "
         "ByEmailWithATypo defines `get_querys`."
     )
+
+
+def test_a_connection_repeating_a_failing_subscription_is_logged_once_per_interval(
+    start_server,  # type: ignore[no-untyped-def]
+) -> None:
+    """Issue 9, attack 8: each failing sub was a line and a traceback."""
+    server = start_server().wait_until_listening()
+    with DDPClient(server.ws_url) as ddp:
+        ddp.connect()
+        for n in range(20):
+            ddp.send({"msg": "sub", "id": f"s{n}", "name": "FailingPublication", "params": []})
+            assert ddp.recv()["msg"] == "nosub"
+        ddp.call("echo", id="marker")  # answered after every nosub: all were handled
+    assert server.text.count("publication 'FailingPublication' failed") == 1
+    assert server.text.count("Traceback") == 1
