@@ -20,10 +20,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from dddp.log_throttle import LogThrottle, left_out, quote
-from dddp.protocol.errors import MeteorError, internal_server_error, match_failed, method_not_found
+from dddp.protocol.errors import (
+    MeteorError,
+    database_unavailable,
+    internal_server_error,
+    match_failed,
+    method_not_found,
+)
 
 logger = logging.getLogger("dddp.methods")
 _failures = LogThrottle()  # a method failing again and again is logged once per interval
@@ -128,8 +134,36 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
             return found.func(this, *params)
     except MeteorError:
         raise
+    except (OperationalError, InterfaceError) as exc:
+        if not _database_reachable():
+            count = _failures.allow("database unavailable")
+            if count is not None:  # one line, no traceback: the database's trouble, not the method's
+                logger.error(
+                    "DDP method %s: database unavailable: %s%s",
+                    quote(name),
+                    _first_line(exc),
+                    left_out(count),
+                )
+            raise database_unavailable() from exc
+        count = _failures.allow((name, type(exc)))
+        if count is not None:
+            logger.exception("DDP method %s raised %s%s", quote(name), type(exc).__name__, left_out(count))
+        raise internal_server_error() from exc
     except Exception as exc:
         count = _failures.allow((name, type(exc)))
         if count is not None:
             logger.exception("DDP method %s raised %s%s", quote(name), type(exc).__name__, left_out(count))
         raise internal_server_error() from exc
+
+
+def _database_reachable() -> bool:
+    """After an OperationalError: is the connection still good (a deadlock, a timeout)?"""
+    try:
+        return connection.connection is not None and connection.is_usable()
+    except Exception:  # noqa: BLE001 - any failure to ask means no
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -69,3 +69,8 @@ def subscription_not_found(name: str) -> MeteorError:
 def match_failed(details: str | None = None) -> MeteorError:
     """400 for arguments of the wrong number or type, as Meteor's `check()` (D-43)."""
     return MeteorError(400, "Match failed", details)
+
+
+def database_unavailable() -> MeteorError:
+    """503 while the database cannot be reached: the client may retry (issue 9)."""
+    return MeteorError(503, "Database unavailable, retry")

@@ -31,6 +31,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from dddp.changes import FENCE_CHANNEL, Change, Reassembler
+from dddp.log_throttle import LogThrottle, left_out
 from dddp.protocol import ejson
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
@@ -281,6 +282,9 @@ class Hub:
             session.withdraw(sub_id)
 
 
+_retries_logged = LogThrottle()
+
+
 def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: int = 15) -> Any:
     from django.db import InterfaceError, OperationalError
 
@@ -292,8 +296,11 @@ def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: i
             close_broken_connections()
             if attempt == attempts - 1:
                 raise
-            logger.warning(
-                "database unavailable (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay
-            )
+            count = _retries_logged.allow("database unavailable")  # one line per interval
+            if count is not None:
+                first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+                logger.warning(
+                    "database unavailable (%s); retrying in %.1fs%s", first[0], delay, left_out(count)
+                )
             gevent.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -34,6 +34,7 @@ from dddp.protocol import messages
 from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted
 from dddp.protocol.errors import (
     MeteorError,
+    database_unavailable,
     internal_server_error,
     method_not_found,
     subscription_not_found,
@@ -265,6 +266,21 @@ class Session:
             return
         except Exception as exc:
             from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
+            from django.db import InterfaceError, OperationalError
+
+            if isinstance(exc, (OperationalError, InterfaceError)):  # the database is unreachable
+                count = _failures.allow("database unavailable")
+                if count is not None:
+                    first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
+                    logger.error(
+                        "publication %s: database unavailable: %s%s",
+                        quote(sub.name),
+                        first[0][:200],
+                        left_out(count),
+                    )
+                self.withdraw(sub.id)
+                self.send(messages.nosub(sub.id, database_unavailable()))
+                return
 
             # One line: which publication, for which params (client input: a bounded
             # prefix), and what is wrong. A mistake that dddp (PublicationError) or

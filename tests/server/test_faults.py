@@ -192,3 +192,46 @@ def test_postgres_restart_is_survived_and_nothing_is_lost(
         reply = client.call("add_book", "By method", email, id="m")
         assert reply["result"]["result"] in titles(client)
         assert titles(client) == titles_in(url, email)
+
+
+def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
+    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+) -> None:
+    """Issue 9, attack 11: each call got a 500 and a traceback (572 in 70 s from one client)."""
+    import psycopg2
+
+    postgres, url = restartable_database
+    info = postgres.get_postmaster_info()
+    admin = psycopg2.connect(dbname="template1", user="postgres", host=str(info.socket_dir), port=info.port)
+    admin.autocommit = True
+
+    def allow_connections(allowed: bool) -> None:
+        with admin.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE postgres WITH ALLOW_CONNECTIONS {str(allowed).lower()}")
+            if not allowed:  # and the open ones are cut, as when the server goes down
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
+                )
+
+    server = start_server(DATABASE_URL=url).wait_until_listening()
+    with DDPClient(server.ws_url) as client:
+        client.connect()
+        assert client.call("count_notes", "x", id="before")["result"]["result"] == 0
+        start = len(server.log)
+        allow_connections(False)
+        try:
+            for n in range(10):
+                reply = client.call("count_notes", "x", id=f"down{n}")
+                assert reply["result"]["error"]["error"] == 503, reply
+                assert reply["result"]["error"]["reason"] == "Database unavailable, retry"
+        finally:
+            allow_connections(True)
+            admin.close()
+        lines = server.log[start:]
+        assert sum("database unavailable" in line and "count_notes" in line for line in lines) == 1
+        assert not any("Traceback" in line for line in lines)
+        deadline = time.monotonic() + 30  # the workers' connections come back by themselves
+        while client.call("count_notes", "x", id="after")["result"].get("error"):
+            assert time.monotonic() < deadline, "no method worked again after the database came back"
+            time.sleep(0.5)
