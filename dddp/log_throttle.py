@@ -52,3 +52,9 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
     """`repr(value)`, cut to `limit` characters: client input in a log line is bounded."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def first_line(exc: BaseException, limit: int = QUOTE_LIMIT) -> str:
+    """An exception's first line, cut to `limit`: enough for a log line about it."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

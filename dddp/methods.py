@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from dddp.log_throttle import LogThrottle, left_out, quote
+from dddp.log_throttle import LogThrottle, first_line, left_out, quote
 from dddp.protocol.errors import (
     MeteorError,
     database_unavailable,
@@ -141,7 +141,7 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
                 logger.error(
                     "DDP method %s: database unavailable: %s%s",
                     quote(name),
-                    _first_line(exc),
+                    first_line(exc),
                     left_out(count),
                 )
             raise database_unavailable() from exc
@@ -162,8 +162,3 @@ def _database_reachable() -> bool:
         return connection.connection is not None and connection.is_usable()
     except Exception:  # noqa: BLE001 - any failure to ask means no
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

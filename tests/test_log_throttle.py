@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dddp.log_throttle import MAX_KINDS, LogThrottle, left_out, quote
+from dddp.log_throttle import MAX_KINDS, LogThrottle, first_line, left_out, quote
 
 
 class Clock:
@@ -37,3 +37,9 @@ def test_quoted_client_input_is_cut() -> None:
     cut = quote("x" * 10_000)
     assert len(cut) < 250 and cut.endswith("... (10002 characters)")
     assert left_out(0) == "" and left_out(3) == " (3 more like it in the last 10s not logged)"
+
+
+def test_an_exceptions_first_line_is_what_a_log_line_says_of_it() -> None:
+    assert first_line(OSError("could not connect\nDETAIL: more\n")) == "could not connect"
+    assert first_line(ValueError()) == "ValueError"
+    assert len(first_line(ValueError("x" * 1000))) == 200

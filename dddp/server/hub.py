@@ -31,7 +31,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from dddp.changes import FENCE_CHANNEL, Change, Reassembler
-from dddp.log_throttle import LogThrottle, left_out
+from dddp.log_throttle import LogThrottle, first_line, left_out
 from dddp.protocol import ejson
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
@@ -298,9 +298,8 @@ def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: i
                 raise
             count = _retries_logged.allow("database unavailable")  # one line per interval
             if count is not None:
-                first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
                 logger.warning(
-                    "database unavailable (%s); retrying in %.1fs%s", first[0], delay, left_out(count)
+                    "database unavailable (%s); retrying in %.1fs%s", first_line(exc), delay, left_out(count)
                 )
             gevent.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from dddp.log_throttle import LogThrottle, left_out, quote
+from dddp.log_throttle import LogThrottle, first_line, left_out, quote
 from dddp.methods import ConnectionInfo, MethodInvocation, call_method
 from dddp.protocol import messages
 from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted
@@ -271,11 +271,10 @@ class Session:
             if isinstance(exc, (OperationalError, InterfaceError)):  # the database is unreachable
                 count = _failures.allow("database unavailable")
                 if count is not None:
-                    first = str(exc).strip().splitlines()[:1] or [type(exc).__name__]
                     logger.error(
                         "publication %s: database unavailable: %s%s",
                         quote(sub.name),
-                        first[0][:200],
+                        first_line(exc),
                         left_out(count),
                     )
                 self.withdraw(sub.id)
