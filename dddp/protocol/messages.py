@@ -87,14 +87,11 @@ class UnrepresentableMessage(BadMessage):
     def answer(self, connected: bool) -> list[str]:
         """A method's `result` (400) and `updated`, a sub's `nosub` (400), else an `error`."""
         raw = self.raw if isinstance(self.raw, dict) else {}
-        msg, id = raw.get("msg"), raw.get("id")
-        if not connected or not isinstance(id, str) or not _representable(id):
-            return [error("Bad request")]
-        err = MeteorError(400, "Bad request", self.DETAILS)
-        if msg == "method":
-            return [result_error(id, err), updated([id])]
-        if msg == "sub":
-            return [nosub(id, err)]
+        id = raw.get("id")
+        if connected and isinstance(id, str) and _representable(id):
+            refused = refuse_request(raw.get("msg"), id, MeteorError(400, "Bad request", self.DETAILS))
+            if refused:
+                return refused
         return [error("Bad request")]
 
 
@@ -151,10 +148,21 @@ def params_too_large(message: ClientMessage, limit: int) -> list[str]:
     size = len(_encode_value(raw["params"]))
     if size <= limit:
         return []
-    err = MeteorError(413, "Parameters too large", f"{size} characters of JSON; the limit is {limit}")
-    if message.msg == "sub":
+    return refuse_request(
+        message.msg,
+        id,
+        MeteorError(413, "Parameters too large", f"{size} characters of JSON; the limit is {limit}"),
+    )
+
+
+def refuse_request(msg: object, id: str, err: MeteorError) -> list[str]:
+    """What answers a request refused before it runs: a method's `result` with `err` and its
+    `updated` (D-81), a sub's `nosub` with `err`; [] for any other message."""
+    if msg == "method":
+        return [result_error(id, err), updated([id])]
+    if msg == "sub":
         return [nosub(id, err)]
-    return [result_error(id, err), updated([id])]
+    return []
 
 
 def validate_subscribe(message: ClientMessage) -> Subscribe:

@@ -51,6 +51,7 @@ class DDPServer:
         max_message_size: int,
         max_send_queue_bytes: int,
         max_subscriptions: int,
+        max_params_size: int,
         heartbeat_interval: float,
         heartbeat_timeout: float,
         method_workers: int,
@@ -60,10 +61,9 @@ class DDPServer:
         sockjs_disconnect_delay: float,
         sockjs_url: str,
         sockjs_prefix: str,
-        sockjs_response_limit: int = 128 * 1024,
-        sockjs_max_sessions_per_address: int = 0,
+        sockjs_response_limit: int,
+        sockjs_max_sessions_per_address: int,
         sockjs_test_services: bool = False,
-        max_params_size: int = 64 * 1024,
     ):
         self.registry = registry
         self.django_app = django_app

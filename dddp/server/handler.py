@@ -75,10 +75,6 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         super().log_request()
 
 
-#: The WebSocket version this server speaks (RFC 6455's 13; gevent-websocket's list).
-WEBSOCKET_VERSIONS = ("13", "8", "7")
-
-
 def _upgrade_refusal(
     environ: dict[str, Any], http_version: str
 ) -> tuple[str, list[tuple[str, str]], str] | None:
@@ -91,8 +87,8 @@ def _upgrade_refusal(
     if http_version != "HTTP/1.1":
         return "400 Bad Request", [], "A WebSocket upgrade needs HTTP/1.1\n"
     version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
-    if version not in WEBSOCKET_VERSIONS:  # RFC 6455 4.4: 426 and the versions spoken
-        supported = [("Sec-WebSocket-Version", ", ".join(WEBSOCKET_VERSIONS))]
+    if version not in WebSocketHandler.SUPPORTED_VERSIONS:  # RFC 6455 4.4: 426 and the versions spoken
+        supported = [("Sec-WebSocket-Version", ", ".join(WebSocketHandler.SUPPORTED_VERSIONS))]
         return "426 Upgrade Required", supported, "Unsupported or missing Sec-WebSocket-Version\n"
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
