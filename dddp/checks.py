@@ -59,6 +59,9 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         if name == "SOCKJS_PREFIX":
             wanted = 'a path such as "/sockjs" (a leading slash, no trailing one)'
             bad = not isinstance(value, str) or not value.startswith("/") or value.endswith("/")
+        elif name == "ALLOWED_ORIGINS":
+            wanted = 'a list of origins such as "https://app.example.com", "https://*.example.com", "*"'
+            bad = not isinstance(value, list | tuple) or not all(_is_origin(origin) for origin in value)
         elif isinstance(default, str):
             wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
         else:
@@ -75,6 +78,17 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 )
             )
     return messages
+
+
+def _is_origin(value: object) -> bool:
+    """An entry of DDDP_ALLOWED_ORIGINS: "*", "null", or scheme://host[:port] with no path."""
+    if value in ("*", "null"):
+        return True
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    scheme, _, host = value.partition("://")
+    host = host.removeprefix("*.")  # its subdomains
+    return bool(scheme) and bool(host) and "/" not in host and "*" not in host
 
 
 @checks.register()

@@ -68,6 +68,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "URL of the SockJS client that the iframe page loads: of the major version your Meteor "
         "app bundles (1.6.1 for current Meteor; a 0.3.4 build for Meteor 1.x apps)",
     ),
+    "ALLOWED_ORIGINS": (
+        [],
+        "origins of web pages, besides those Django trusts (the site's own, CSRF_TRUSTED_ORIGINS), "
+        'that may connect ("https://app.example.com", "https://*.example.com", "null"; "*" for any); '
+        "their cookies never count",
+    ),
     "SHUTDOWN_TIMEOUT": (
         10.0,
         "seconds a graceful shutdown waits for running methods before closing sockets",

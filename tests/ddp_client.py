@@ -12,10 +12,18 @@ import websocket
 class DDPClient:
     """Sends DDP messages and reads replies one by one, failing loudly on timeouts."""
 
-    def __init__(self, url: str, timeout: float = 5.0, sslopt: dict[str, Any] | None = None):
-        """`sslopt` is websocket-client's, for `wss://` URLs: `{"context": ssl_context}`."""
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5.0,
+        sslopt: dict[str, Any] | None = None,
+        **handshake: Any,
+    ):
+        """`sslopt` is websocket-client's, for `wss://` URLs: `{"context": ssl_context}`;
+        `handshake`, its options for the upgrade request (`header=[...]`, `origin=...`,
+        `suppress_origin=True`; it sends the server's own origin by default)."""
         self.url = url
-        self.ws = websocket.create_connection(url, timeout=timeout, sslopt=sslopt)
+        self.ws = websocket.create_connection(url, timeout=timeout, sslopt=sslopt, **handshake)
         self.session: str | None = None
         #: The documents the client holds, as a Meteor client keeps them (collection -> id -> fields).
         self.collections: dict[str, dict[str, dict[str, Any]]] = {}

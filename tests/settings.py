@@ -18,7 +18,9 @@ from dddp.database import database_settings
 
 SECRET_KEY = "tests-only"
 DEBUG = False
-ALLOWED_HOSTS = ["*"]
+# A test's server may have other hosts (or trusted origins) than any.
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+CSRF_TRUSTED_ORIGINS = [item for item in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if item]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
@@ -45,7 +47,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 for _name, (_default, _meaning) in DEFAULTS.items():
     _value = os.environ.get(f"DDDP_{_name}")
     if _value is not None:
-        globals()[f"DDDP_{_name}"] = _value if isinstance(_default, str) else type(_default)(float(_value))
+        if isinstance(_default, list):
+            _value = [item for item in _value.split(",") if item]
+        elif not isinstance(_default, str):
+            _value = type(_default)(float(_value))
+        globals()[f"DDDP_{_name}"] = _value
 
 LOGGING = {
     "version": 1,

@@ -118,8 +118,29 @@ def test_a_text_setting_must_be_a_non_empty_string(value: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        "https://app.example",  # a string, not a list of them
+        ["app.example"],  # no scheme: Django's CSRF_TRUSTED_ORIGINS needs one too
+        ["https://app.example/"],  # an origin has no path
+        ["https://*"],
+        ["https://app.*.example"],
+        [5],
+    ],
+)
+def test_allowed_origins_must_be_a_list_of_origins(value: Any) -> None:
+    with override_settings(DDDP_ALLOWED_ORIGINS=value):
+        (error,) = check_dddp_settings()
+    assert error.id == "dddp.E002"
+    assert error.msg.startswith("DDDP_ALLOWED_ORIGINS must be a list of origins such as")
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("ALLOWED_ORIGINS", ["https://app.example", "http://localhost:3000", "https://*.example.com"]),
+        ("ALLOWED_ORIGINS", ("*",)),
+        ("ALLOWED_ORIGINS", ["null"]),
         ("HEARTBEAT_INTERVAL", 0),  # 0 turns heartbeats off
         ("HEARTBEAT_INTERVAL", 0.0),
         ("HEARTBEAT_TIMEOUT", 30),  # a whole number of seconds is fine

@@ -11,8 +11,10 @@ import gevent
 from gevent.event import Event
 
 from dddp.api import Registry
+from dddp.log_throttle import LogThrottle, left_out
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.hub import Hub
+from dddp.server.origins import OriginPolicy, Refusal
 from dddp.server.session import Session
 from dddp.server.sockjs import SockJSEndpoints
 from dddp.server.sockjs_services import SockJSTestServices
@@ -21,6 +23,7 @@ from dddp.server.websocket import WebSocketTransport
 from dddp.server.workers import STOP_GRACE, WorkerPool
 
 logger = logging.getLogger("dddp.server")
+_refusals = LogThrottle()  # refused hosts and origins: one line per interval
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: What begins using a new transport: (transport, the request's environ, bytes read past it).
@@ -52,6 +55,7 @@ class DDPServer:
         max_send_queue_bytes: int,
         max_subscriptions: int,
         max_params_size: int,
+        allowed_origins: list[str],
         heartbeat_interval: float,
         heartbeat_timeout: float,
         method_workers: int,
@@ -74,6 +78,7 @@ class DDPServer:
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.fence_timeout = fence_timeout
+        self.origins = OriginPolicy(allowed_origins)
         self.workers = WorkerPool(method_workers)
         self.hub = Hub(registry, connect_listener)
         self.sessions: set[Session] = set()
@@ -88,6 +93,7 @@ class DDPServer:
             prefix=sockjs_prefix,
             response_limit=sockjs_response_limit,
             max_sessions_per_address=sockjs_max_sessions_per_address,
+            origins=self.origins,
         )
         # The sockjs-protocol suite's services (--sockjs-test-services): a conformance tool.
         self.test_services: SockJSTestServices | None = None
@@ -126,6 +132,30 @@ class DDPServer:
             return _plain(start_response, "404 Not Found", "Not found: this server serves only DDP\n")
         return self.django_app(environ, start_response)
 
+    def upgrade_refusal(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], str] | None:
+        """(status, headers, text) refusing a WebSocket upgrade for its Host or Origin, or None.
+
+        Called before the 101, so a refused page never gets a WebSocket.
+        """
+        if self.test_services is not None and self.test_services.serving(environ.get("PATH_INFO", "")):
+            return None  # the conformance suite's services answer any origin
+        try:
+            self.origins.check(environ)
+        except Refusal as refusal:
+            self.log_refusal(environ, refusal)
+            return refusal.status, [], refusal.text
+        return None
+
+    def log_refusal(self, environ: dict[str, Any], refusal: Refusal) -> None:
+        count = _refusals.allow(refusal.status)
+        if count is not None:
+            logger.warning(
+                "refused a connection from %s: %s%s",
+                environ.get("REMOTE_ADDR", ""),
+                refusal.text.strip(),
+                left_out(count),
+            )
+
     def serve_websocket(
         self,
         websocket: Any,
@@ -154,7 +184,10 @@ class DDPServer:
 
     def start_session(self, transport: Transport, environ: dict[str, Any], pending: bytes = b"") -> None:
         """A new DDP session on `transport`, for the client of the request `environ`."""
-        session = Session(self, transport, _http_headers(environ))
+        headers = _http_headers(environ)
+        if not self.origins.trusts_cookies(environ):
+            headers.pop("cookie", None)  # a page Django does not trust never acts with the user's cookies
+        session = Session(self, transport, headers)
         self.sessions.add(session)
         session.start(pending)
 

@@ -13,7 +13,9 @@
 - A WebSocket upgrade it must refuse gets the right status and a plain
   body (gevent-websocket's own refusals write text, which raises in pywsgi,
   say "402 Bad Request" for HTTP/1.0, and give a 500 for a key that is not
-  base64), logged as one access-log line.
+  base64), logged as one access-log line. So does one from a host or an
+  origin the server does not accept (`dddp.server.origins`), before the
+  101: a refused page never gets a WebSocket.
 - A SockJS session's requests are access-logged only at DEBUG (see
   `QUIET_KEY`): at INFO they cost a tenth of the server's time under
   xhr-polling, for lines that say nothing the session's own do not.
@@ -42,6 +44,8 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
 
     def upgrade_websocket(self) -> Any:
         refusal = _upgrade_refusal(self.environ, self.request_version)
+        if refusal is None and _is_upgrade(self.environ):
+            refusal = self.server.application.upgrade_refusal(self.environ)
         if refusal is None:
             return super().upgrade_websocket()
         status, headers, text = refusal
@@ -80,9 +84,7 @@ def _upgrade_refusal(
 ) -> tuple[str, list[tuple[str, str]], str] | None:
     """(status, headers, text) refusing a WebSocket upgrade request, or None: it is acceptable
     (or not an upgrade request at all, which gevent-websocket passes on as a plain request)."""
-    if environ.get("REQUEST_METHOD") != "GET" or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
-        return None
-    if "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+    if not _is_upgrade(environ):
         return None
     if http_version != "HTTP/1.1":
         return "400 Bad Request", [], "A WebSocket upgrade needs HTTP/1.1\n"
@@ -98,3 +100,10 @@ def _upgrade_refusal(
     if not valid_key:
         return "400 Bad Request", [], "Sec-WebSocket-Key must be 16 bytes in base64\n"
     return None
+
+
+def _is_upgrade(environ: dict[str, Any]) -> bool:
+    """Whether gevent-websocket takes the request as a WebSocket upgrade."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+        return False
+    return "upgrade" in environ.get("HTTP_CONNECTION", "").lower()

@@ -180,6 +180,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         max_send_queue_bytes=dddp_settings.MAX_SEND_QUEUE_BYTES,
         max_subscriptions=dddp_settings.MAX_SUBSCRIPTIONS,
         max_params_size=dddp_settings.MAX_PARAMS_SIZE,
+        allowed_origins=list(dddp_settings.ALLOWED_ORIGINS),
         heartbeat_interval=dddp_settings.HEARTBEAT_INTERVAL,
         heartbeat_timeout=dddp_settings.HEARTBEAT_TIMEOUT,
         method_workers=dddp_settings.METHOD_WORKERS,

@@ -94,6 +94,9 @@ def serve_poll(handler: Any, endpoints: Any, extra: dict[str, Any]) -> bool | No
         "PATH_INFO": path,
         "QUERY_STRING": "",
         "SERVER_PROTOCOL": version,
+        "SERVER_NAME": handler.server.environ.get("SERVER_NAME", ""),  # for a request without Host
+        "SERVER_PORT": handler.server.environ.get("SERVER_PORT", ""),
+        "wsgi.url_scheme": "http",
         "REMOTE_ADDR": str(address[0]) if isinstance(address, tuple) else "",
         "REMOTE_PORT": str(address[1]) if isinstance(address, tuple) else "",
         **extra,

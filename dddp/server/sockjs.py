@@ -32,6 +32,7 @@ from gevent.event import Event
 
 from dddp.protocol import sockjs
 from dddp.protocol.websocket import CLOSE_NORMAL, text_frame
+from dddp.server.origins import OriginPolicy, Refusal
 from dddp.server.transport import TransportClosed, TransportUser
 from dddp.server.websocket import WebSocketTransport
 
@@ -460,6 +461,7 @@ class SockJSEndpoints:
         prefix: str,
         response_limit: int,
         max_sessions_per_address: int,
+        origins: OriginPolicy | None,
         start_session: StartSession | None = None,
         websocket: bool = True,
         cookie_needed: bool = False,
@@ -471,6 +473,7 @@ class SockJSEndpoints:
         self.disconnect_delay = disconnect_delay
         self.response_limit = response_limit  # DDDP_SOCKJS_RESPONSE_LIMIT
         self.sessions = HTTPSessions(max_sessions_per_address)
+        self.origins = origins  # None: any host and origin (the conformance test services)
         # What each new SockJS session's transport is given to: a DDP session,
         # unless this is one of the conformance test services.
         self.start_session: StartSession = start_session or server.start_session
@@ -488,6 +491,12 @@ class SockJSEndpoints:
         websocket = environ.get("wsgi.websocket")
         if endpoint is None:
             return _respond(start_response, "404 Not Found", [], "Not found\n")
+        if self.origins is not None and websocket is None and not self._polls_own_session(endpoint):
+            try:
+                self.origins.check(environ)
+            except Refusal as refusal:
+                self.server.log_refusal(environ, refusal)
+                return _respond(start_response, refusal.status, [], refusal.text)
         if endpoint.kind == "greeting":
             return _respond(start_response, "200 OK", [], sockjs.GREETING)
         if endpoint.kind == "info":
@@ -527,6 +536,18 @@ class SockJSEndpoints:
         if endpoint.transport == "jsonp_send":
             return self._jsonp_send(environ, start_response, method, session_id, cookie)
         return _respond(start_response, "404 Not Found", [], "Not found: transport not served\n")
+
+    def _polls_own_session(self, endpoint: sockjs.Endpoint) -> bool:
+        """A receiving request of a session that exists: the request that made it was checked.
+
+        (Its host and origin are not checked again: polls are most of the traffic. Sends
+        are: whoever holds the session's id may send, but only from an accepted page.)
+        """
+        return (
+            endpoint.session_id is not None
+            and endpoint.transport not in ("xhr_send", "jsonp_send")
+            and self.sessions.get(endpoint.session_id) is not None
+        )
 
     def _info(self, environ: dict[str, Any], start_response: StartResponse, method: str) -> Iterable[bytes]:
         cors = sockjs.cors_headers(environ.get("HTTP_ORIGIN"))

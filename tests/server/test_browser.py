@@ -243,23 +243,27 @@ def django_beside_playwright() -> Iterator[None]:
         yield
 
 
-def start_heartbeat_server(start_server: Callable[..., ServerProcess], sockjs_url: str) -> ServerProcess:
+def start_heartbeat_server(
+    start_server: Callable[..., ServerProcess], page_origin: str, client_path: str
+) -> ServerProcess:
     """DDP pings every 0.3 s of silence; SockJS `h` after 0.1 s, so several come between pings.
 
-    Its iframe page loads the sockjs-client at `sockjs_url` (DDDP_SOCKJS_URL).
+    Pages from `page_origin` may connect (DDDP_ALLOWED_ORIGINS); its iframe page loads
+    the sockjs-client at `client_path` there (DDDP_SOCKJS_URL).
     """
     return start_server(
         DDDP_HEARTBEAT_INTERVAL="0.3",
         DDDP_HEARTBEAT_TIMEOUT="0.5",
         DDDP_SOCKJS_HEARTBEAT_DELAY="0.1",
-        DDDP_SOCKJS_URL=sockjs_url,
+        DDDP_SOCKJS_URL=page_origin + client_path,
+        DDDP_ALLOWED_ORIGINS=page_origin,
     ).wait_until_listening()
 
 
 @pytest.fixture(scope="module")
 def heartbeat_server(start_server: Callable[..., ServerProcess], page_origin: str) -> ServerProcess:
     """The heartbeat server whose iframe page loads this test's sockjs-client, from the page's origin."""
-    return start_heartbeat_server(start_server, page_origin + CLIENT.path)
+    return start_heartbeat_server(start_server, page_origin, CLIENT.path)
 
 
 class BrowserTrace:

@@ -99,7 +99,7 @@ def django_beside_playwright() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def heartbeat_server(start_server: Callable[..., ServerProcess], page_origin: str) -> ServerProcess:
     """The heartbeat server whose iframe page loads this page's sockjs-client 0.3.1."""
-    return shared.start_heartbeat_server(start_server, page_origin + CLIENT_03.path)
+    return shared.start_heartbeat_server(start_server, page_origin, CLIENT_03.path)
 
 
 @pytest.mark.parametrize("transport", shared.transport_params(TRANSPORTS, SERVER_BUGS, NOT_IN_CHROMIUM))

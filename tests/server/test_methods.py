@@ -151,6 +151,7 @@ def test_method_sees_its_connection_and_random_seed(client: DDPClient) -> None:
         "user_id": None,
         "random_seed": "0123456789abcdef0123",
         "has_client_address": True,
+        "cookie": None,
     }
 
 

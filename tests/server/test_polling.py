@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import socket
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 from gevent import socket as gsocket
@@ -160,6 +161,7 @@ class FakeHandler:
         self.sent = b""
         self.fail_writes = fail_writes
         self.socket = self
+        self.server = SimpleNamespace(environ={"SERVER_NAME": "dddp.example", "SERVER_PORT": "80"})
 
     def sendall(self, data: bytes) -> None:
         if self.fail_writes:

@@ -30,6 +30,7 @@ def sockjs_server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
         DDDP_SOCKJS_DISCONNECT_DELAY="0.6",
         DDDP_MAX_MESSAGE_SIZE="65536",
         DDDP_SOCKJS_URL="http://static.example/sockjs-0.3.4.min.js",
+        DDDP_ALLOWED_ORIGINS="http://app.example:3000",  # a Meteor app served from elsewhere
     ).wait_until_listening()
 
 

@@ -30,6 +30,7 @@ def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
         DDDP_SOCKJS_HEARTBEAT_DELAY="0.3",
         DDDP_SOCKJS_DISCONNECT_DELAY="0.8",
         DDDP_SOCKJS_RESPONSE_LIMIT=str(LIMIT),
+        DDDP_ALLOWED_ORIGINS="http://app.example:3000",  # a Meteor app served from elsewhere
     ).wait_until_listening()
 
 

@@ -83,6 +83,7 @@ def connection_info(this):
         "user_id": this.user_id,
         "random_seed": this.random_seed,
         "has_client_address": bool(this.connection.client_address),
+        "cookie": this.connection.http_headers.get("cookie"),
     }
 
 
