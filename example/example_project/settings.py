@@ -4,8 +4,8 @@ The database is `$DATABASE_URL` when set, else an embedded PostgreSQL whose
 data lives in example/pgdata (created on first start, kept across restarts).
 What changes in production comes from the environment, as
 docs/production.rst advises: DJANGO_DEBUG (on unless "0"), DJANGO_SECRET_KEY,
-DJANGO_ALLOWED_HOSTS (comma-separated), DJANGO_STATIC_ROOT and
-DJANGO_TLS_PROXY.
+DJANGO_ALLOWED_HOSTS (comma-separated), DDDP_ALLOWED_ORIGINS (the same),
+DJANGO_STATIC_ROOT and DJANGO_TLS_PROXY.
 """
 
 import os
@@ -18,6 +18,10 @@ EXAMPLE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() in ("1", "true", "yes", "on")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-only-not-secret")
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+# The brief's Meteor app, served by Meteor's development server, connects from its origin.
+DDDP_ALLOWED_ORIGINS = os.environ.get(
+    "DDDP_ALLOWED_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"
+).split(",")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
