@@ -37,6 +37,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         15.0,
         "seconds to wait for any message after a server ping before closing (D-22)",
     ),
+    "REQUEST_HEAD_TIMEOUT": (
+        10.0,
+        "seconds a client has to send an HTTP request's whole head (request line and headers), "
+        "from its connection's opening or, on a kept-alive one, from the request's first byte",
+    ),
+    "CONNECT_TIMEOUT": (
+        10.0,
+        "seconds a new DDP session (WebSocket or SockJS) has to receive the client's connect "
+        "message before it is closed",
+    ),
     "METHOD_WORKERS": (
         8,
         "methods run at once per server process; each worker holds one database connection",

@@ -58,6 +58,7 @@ class DDPServer:
         allowed_origins: list[str],
         heartbeat_interval: float,
         heartbeat_timeout: float,
+        connect_timeout: float,
         method_workers: int,
         connect_listener: Callable[[], Any],
         fence_timeout: float = 10.0,
@@ -77,6 +78,7 @@ class DDPServer:
         self.max_params_size = max_params_size
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.connect_timeout = connect_timeout  # DDDP_CONNECT_TIMEOUT
         self.fence_timeout = fence_timeout
         self.origins = OriginPolicy(allowed_origins)
         self.workers = WorkerPool(method_workers)
@@ -197,14 +199,16 @@ class DDPServer:
             self._no_sessions.set()
 
     def _tick_heartbeats(self) -> None:
-        """One greenlet drives every session's heartbeat, instead of a timer each."""
-        if self.heartbeat_interval <= 0:
-            return
-        period = min(self.heartbeat_interval, self.heartbeat_timeout) / 4
+        """One greenlet drives every session's heartbeat and connect timeout, instead of a timer each."""
+        periods = [self.connect_timeout]
+        if self.heartbeat_interval > 0:
+            periods += [self.heartbeat_interval, self.heartbeat_timeout]
+        period = min(periods) / 4
         while True:
             gevent.sleep(period)
             now = time.monotonic()
             for session in list(self.sessions):
+                session.check_connect(now, self.connect_timeout)
                 session.check_heartbeat(now)
 
     def _wait_idle(self, deadline: float, hurry: Event) -> bool:

@@ -19,6 +19,14 @@
 - A SockJS session's requests are access-logged only at DEBUG (see
   `QUIET_KEY`): at INFO they cost a tenth of the server's time under
   xhr-polling, for lines that say nothing the session's own do not.
+- A request's head (request line and headers) must arrive within
+  DDDP_REQUEST_HEAD_TIMEOUT: a slowloris client, trickling a head that never
+  ends, otherwise holds a socket and a greenlet for ever. The first request
+  is timed from the connection's opening; a kept-alive connection may then
+  wait KEEPALIVE_TIMEOUT for the next request's first byte, and its head is
+  timed from that byte. One gevent Timeout on the handler's own greenlet, only
+  while the head is read: a response, however long (a SockJS long poll or
+  stream), and an upgraded WebSocket are never cut by it.
 """
 
 from __future__ import annotations
@@ -26,14 +34,29 @@ from __future__ import annotations
 import base64
 import logging
 import socket
+import time
 from typing import Any
 
+import gevent
 from geventwebsocket.handler import WebSocketHandler
 
+from dddp.log_throttle import LogThrottle, left_out
 from dddp.server.polling import serve_poll
 from dddp.server.sockjs import QUIET_KEY, SOCKET_KEY
 
 access_log = logging.getLogger("dddp.server.http")
+_late_heads = LogThrottle()  # a slowloris attack is thousands of them: one line per interval
+
+#: Seconds a kept-alive connection may wait for its next request's first byte. Longer
+#: than DDDP_REQUEST_HEAD_TIMEOUT: a proxy reuses its idle upstream connections for up
+#: to 60 s (nginx's and AWS load balancers' defaults), and a POST (a SockJS poll) it
+#: sends on one that we close at that moment may get a 502 rather than a retry.
+KEEPALIVE_TIMEOUT = 75.0
+
+
+class RequestHeadTimeout(BaseException):
+    """A request's head did not arrive in time. Not an Exception (as gevent's own Timeout
+    is not), so that pywsgi's `except Exception` around its parsing lets it through."""
 
 
 class RequestHandler(WebSocketHandler):  # type: ignore[misc]
@@ -56,15 +79,59 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         )
         return [body]
 
+    #: Requests begun on this connection: the first one's head is timed from the opening.
+    requests_begun = 0
+    #: When the request being read must have its whole head in (a `time.monotonic()` value).
+    head_deadline = 0.0
+
     def handle_one_request(self) -> Any:
-        # A SockJS poll, the most frequent request by far, takes a shorter way
-        # (dddp.server.polling); everything else is pywsgi's.
-        endpoints = getattr(self.server.application, "sockjs", None)
-        if endpoints is not None and not self.rfile.closed:
-            answered = serve_poll(self, endpoints, {SOCKET_KEY: self.socket, QUIET_KEY: True})
-            if answered is not None:
-                return True if answered else None
-        return super().handle_one_request()
+        head_timeout = self.server.request_head_timeout
+        kept_alive = self.requests_begun > 0
+        self.requests_begun += 1
+        opened = time.monotonic()
+        try:
+            idle_timeout = max(KEEPALIVE_TIMEOUT, head_timeout) if kept_alive else head_timeout
+            with gevent.Timeout(idle_timeout, RequestHeadTimeout):
+                self.rfile.peek(1)  # the request's first bytes
+        except RequestHeadTimeout:
+            return None  # an idle connection (kept alive, or a browser's spare): closed quietly
+        except (OSError, ValueError):
+            pass  # what reads next meets the error, and handles it its way
+        self.head_deadline = (time.monotonic() if kept_alive else opened) + head_timeout
+        try:
+            # A SockJS poll, the most frequent request by far, takes a shorter way
+            # (dddp.server.polling) when its whole head is already in the buffer,
+            # which it reads without waiting; everything else is pywsgi's.
+            endpoints = getattr(self.server.application, "sockjs", None)
+            if endpoints is not None and not self.rfile.closed:
+                answered = serve_poll(self, endpoints, {SOCKET_KEY: self.socket, QUIET_KEY: True})
+                if answered is not None:
+                    return True if answered else None
+            return super().handle_one_request()
+        except RequestHeadTimeout:
+            count = _late_heads.allow("late head")
+            if count is not None:
+                access_log.info(
+                    "closed a connection from %s: no whole request head within %gs "
+                    "(DDDP_REQUEST_HEAD_TIMEOUT)%s",
+                    self.client_address[0] if isinstance(self.client_address, tuple) else "",
+                    head_timeout,
+                    left_out(count),
+                )
+            return None
+
+    # pywsgi reads the head in these two, and nowhere else: the deadline covers
+    # exactly them, never the response (a long poll, a stream) nor an upgraded socket.
+    def read_requestline(self) -> Any:
+        with self._head_timeout():
+            return super().read_requestline()
+
+    def read_request(self, raw_requestline: str) -> Any:
+        with self._head_timeout():
+            return super().read_request(raw_requestline)
+
+    def _head_timeout(self) -> gevent.Timeout:
+        return gevent.Timeout(max(self.head_deadline - time.monotonic(), 0.0), RequestHeadTimeout)
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()

@@ -183,6 +183,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         allowed_origins=list(dddp_settings.ALLOWED_ORIGINS),
         heartbeat_interval=dddp_settings.HEARTBEAT_INTERVAL,
         heartbeat_timeout=dddp_settings.HEARTBEAT_TIMEOUT,
+        connect_timeout=dddp_settings.CONNECT_TIMEOUT,
         method_workers=dddp_settings.METHOD_WORKERS,
         sockjs_heartbeat_delay=dddp_settings.SOCKJS_HEARTBEAT_DELAY,
         sockjs_disconnect_delay=dddp_settings.SOCKJS_DISCONNECT_DELAY,
@@ -227,17 +228,18 @@ def connect_listener() -> object:
 
 def listen(host: str, port: int) -> WSGIServer:
     """The bound, listening server socket; its `application` is set once it is built."""
-    from gevent.pywsgi import WSGIServer
-
+    from dddp.conf import dddp_settings
     from dddp.server.handler import RequestHandler
+    from dddp.server.http_server import HTTPServer
 
-    http_server = WSGIServer(
+    http_server = HTTPServer(
         (host, port),
         None,
         backlog=2048,  # gevent's 128 drops connections when thousands of clients (re)connect at once
         handler_class=RequestHandler,
         log=logging.getLogger("dddp.server.http"),
         error_log=logging.getLogger("dddp.server.http"),
+        request_head_timeout=dddp_settings.REQUEST_HEAD_TIMEOUT,
     )
     try:
         http_server.init_socket()

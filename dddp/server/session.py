@@ -31,7 +31,7 @@ import gevent
 from dddp.log_throttle import LogThrottle, first_line, left_out, quote
 from dddp.methods import ConnectionInfo, MethodInvocation, call_method
 from dddp.protocol import messages
-from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted
+from dddp.protocol.connection import CloseTransport, DDPConnection, Event, SessionStarted, State
 from dddp.protocol.errors import (
     MeteorError,
     database_unavailable,
@@ -41,7 +41,7 @@ from dddp.protocol.errors import (
 )
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
-from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL
+from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
 from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
@@ -515,6 +515,15 @@ class Session:
         self.flush_protocol()
         if any(isinstance(event, CloseTransport) for event in events):
             self.abort("heartbeat timed out")
+
+    def check_connect(self, now: float, timeout: float) -> None:
+        """Called by the server's ticker: close a session whose client has not sent `connect`
+        within `timeout` seconds of its opening (an open socket that never speaks DDP)."""
+        if self.closed or self.protocol.state is not State.AWAITING_CONNECT:
+            return
+        if now - self._started >= timeout:
+            reason = f"no connect message within {timeout:g}s (DDDP_CONNECT_TIMEOUT)"
+            self.close(CLOSE_POLICY_VIOLATION, reason)
 
     def shut_down(self) -> None:
         """Graceful server shutdown: a 1001 close frame after what is queued."""

@@ -1,0 +1,70 @@
+"""The listening HTTP server: pywsgi's, with a quiet back-off at the open-files limit.
+
+When the process runs out of file descriptors, `accept` fails with EMFILE
+(or ENFILE, for the whole system) until some are closed. gevent's accept
+loop already waits before trying again, doubling the wait up to a second,
+but it logs each failure with a traceback: at the limit that was a
+traceback every few hundred milliseconds, saying nothing new. Here the
+failure is one log line per interval, with a count; connections already
+open are served meanwhile, and new clients wait in the listen backlog and
+are accepted on the first retry after descriptors are free.
+
+The server also carries DDDP_REQUEST_HEAD_TIMEOUT for its handlers
+(`dddp.server.handler`): the HTTP side's settings stay with the HTTP server.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+from typing import Any
+
+from gevent.pywsgi import WSGIServer
+
+from dddp.log_throttle import LogThrottle, left_out
+
+logger = logging.getLogger("dddp.server")
+
+#: What `accept` raises when descriptors (or the kernel's memory for sockets) run out:
+#: the failure passes as connections close, so the server waits and tries again.
+EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+_failures = LogThrottle()
+
+
+class HTTPServer(WSGIServer):  # type: ignore[misc]
+    def __init__(self, *args: Any, request_head_timeout: float, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.request_head_timeout = request_head_timeout  # DDDP_REQUEST_HEAD_TIMEOUT
+        self._backoff: float = self.min_delay
+
+    def do_read(self) -> Any:
+        try:
+            accepted = super().do_read()
+        except OSError as exc:
+            if exc.errno not in EXHAUSTED:
+                raise  # gevent's own handling: its traceback, its back-off
+            self._back_off(exc)
+            return None
+        self._backoff = self.min_delay
+        return accepted
+
+    def _back_off(self, exc: OSError) -> None:
+        """Stop accepting for a while (doubling up to `max_delay`), and say so once per interval."""
+        count = _failures.allow(exc.errno)
+        if count is not None:
+            soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            logger.error(
+                "cannot accept connections: %s (this process may open %d files); new clients wait "
+                "until connections close, open ones are served%s",
+                exc.strerror,
+                soft_limit,
+                left_out(count),
+            )
+        # As gevent's BaseServer._do_read backs off for other errors: its `_timer` is
+        # what `stop_accepting` and `close` cancel.
+        self.stop_accepting()
+        self._timer = self.loop.timer(self._backoff)
+        self._timer.start(self._start_accepting_if_started)
+        self._backoff = min(self.max_delay, self._backoff * 2)
