@@ -25,6 +25,7 @@ import os
 from dddp.database import parse_database_url
 
 SECRET_KEY = "startup-tests"
+ALLOWED_HOSTS = ["127.0.0.1"]  # with DEBUG off, Django (and dddp) serve no other host
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "dddp"]
 DATABASES = {"default": parse_database_url(os.environ["DATABASE_URL"])}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
