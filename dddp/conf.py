@@ -25,9 +25,24 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         64 * 1024,
         "characters of JSON a sub's or method's params may take; more get nosub, or a result, with a 413",
     ),
+    "MAX_PENDING_REQUESTS": (
+        100,
+        "requests (methods, subs, unsubs) of one connection received and not yet answered before "
+        "the server reads no more from it, until half are done (backpressure)",
+    ),
     "MAX_SUBSCRIPTIONS": (
         1000,
         "subscriptions one connection may hold at once; more get nosub with a 429 error",
+    ),
+    "MAX_OBSERVERS_PER_CONNECTION": (
+        100,
+        "distinct queries (publication and parameters) one connection may subscribe to at once; "
+        "more get nosub with a 429 error",
+    ),
+    "MAX_OBSERVERS": (
+        10000,
+        "distinct queries one server process observes at once; a subscription needing another "
+        "gets nosub with a 503 error",
     ),
     "HEARTBEAT_INTERVAL": (
         15.0,

@@ -165,6 +165,12 @@ class DDPConnection:
             self._outgoing.append(messages.ping())
         return []
 
+    def client_alive(self, now: float) -> None:
+        """Count the client as heard from at `now`, though nothing came: the server is not
+        reading from it (backpressure), so its silence says nothing about its liveness."""
+        if self._last_received is not None:
+            self._last_received = now
+
     def close(self) -> None:
         """Mark the connection closed: later input is ignored (the transport went away)."""
         self.state = State.CLOSED

@@ -54,6 +54,9 @@ class DDPServer:
         max_message_size: int,
         max_send_queue_bytes: int,
         max_subscriptions: int,
+        max_pending_requests: int,
+        max_observers_per_connection: int,
+        max_observers: int,
         max_params_size: int,
         allowed_origins: list[str],
         heartbeat_interval: float,
@@ -75,6 +78,8 @@ class DDPServer:
         self.max_message_size = max_message_size
         self.max_send_queue_bytes = max_send_queue_bytes
         self.max_subscriptions = max_subscriptions
+        self.max_pending_requests = max_pending_requests
+        self.max_observers_per_connection = max_observers_per_connection
         self.max_params_size = max_params_size
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
@@ -82,7 +87,7 @@ class DDPServer:
         self.fence_timeout = fence_timeout
         self.origins = OriginPolicy(allowed_origins)
         self.workers = WorkerPool(method_workers)
-        self.hub = Hub(registry, connect_listener)
+        self.hub = Hub(registry, connect_listener, max_observers)
         self.sessions: set[Session] = set()
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone

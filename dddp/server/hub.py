@@ -32,11 +32,10 @@ from gevent.queue import Queue
 
 from dddp.changes import FENCE_CHANNEL, Change, Reassembler
 from dddp.log_throttle import LogThrottle, first_line, left_out
-from dddp.protocol import ejson
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
-from dddp.server.observer import Observer
+from dddp.server.observer import Observer, ObserverKey, observer_key
 from dddp.server.session import deliveries_held
 from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections, forget_queries
 
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
     from dddp.server.session import Session
 
 logger = logging.getLogger("dddp.server")
-
-ObserverKey = tuple[str, str, str]
 
 # Greenlets running first reads of new observers, each with a database connection.
 LOADERS = 2
@@ -59,8 +56,9 @@ COALESCE_WAIT = 0.002
 class Hub:
     """Multiplexes subscriptions: one Observer per (publication, params, user)."""
 
-    def __init__(self, registry: Registry, connect: Callable[[], Any]):
+    def __init__(self, registry: Registry, connect: Callable[[], Any], max_observers: int):
         self.registry = registry
+        self.max_observers = max_observers  # DDDP_MAX_OBSERVERS
         self.observers: dict[ObserverKey, Observer] = {}
         self._ready: dict[ObserverKey, AsyncResult[None]] = {}
         self._queue: Queue[tuple[Any, ...]] = Queue()
@@ -79,9 +77,14 @@ class Hub:
         self, session: Session, sub_id: str, publication: type[Publication], params: list[Any], user_id: Any
     ) -> ObserverKey:
         """Attach the subscription to its observer (made and loaded if new); raises MeteorError."""
-        key = (publication.publication_name(), ejson.dumps(params, canonical=True), repr(user_id))
+        key = observer_key(publication, params, user_id)
         ready = self._ready.get(key)
         if ready is None:
+            if len(self._ready) >= self.max_observers:
+                # Each observer costs memory and work on every change of its tables: a
+                # process serving this many distinct queries takes no more (the clients'
+                # retries find one with room, or this one once some have ended).
+                raise MeteorError(503, "Too many live queries on this server, retry later")
             ready = self._ready[key] = AsyncResult()
             try:
                 observer = self._call(Observer, self.registry, publication, params, user_id)
@@ -89,7 +92,7 @@ class Hub:
                 logger.debug("observing %s%s for user %s", key[0], key[1], key[2])
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
-                results = self._loaders.run(_retrying_lost_connections, observer.read)
+                results = self._loaders.run(_retrying_first_read, observer.read)
                 self._call(self._install, observer, results)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
@@ -283,6 +286,14 @@ class Hub:
 
 
 _retries_logged = LogThrottle()
+
+
+def _retrying_first_read(read: Callable[[], Any]) -> Any:
+    """A new subscription's first read retries a lost connection only for a moment (1.5 s):
+    its subscriber waits meanwhile, and while the database is down it is better told
+    (nosub 503 "Database unavailable, retry") than kept waiting for the minute that an
+    observer already serving clients keeps trying for."""
+    return _retrying_lost_connections(read, attempts=5)
 
 
 def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: int = 15) -> Any:

@@ -68,6 +68,14 @@ class ObservedQuery:
     ids: set[str] = field(default_factory=set)
 
 
+#: What makes two subscriptions share one Observer: the publication, its params, the user.
+ObserverKey = tuple[str, str, str]
+
+
+def observer_key(publication: type[Publication], params: list[Any], user_id: Any) -> ObserverKey:
+    return (publication.publication_name(), ejson.dumps(params, canonical=True), repr(user_id))
+
+
 class Observer:
     """Keeps one (publication, params, user)'s documents and subscribers up to date."""
 

@@ -42,12 +42,13 @@ from dddp.protocol.errors import (
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
+from dddp.server.observer import observer_key
 from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
     from dddp.server.app import DDPServer
-    from dddp.server.hub import ObserverKey
+    from dddp.server.observer import ObserverKey
 
 logger = logging.getLogger("dddp.server")
 
@@ -86,6 +87,8 @@ class Session:
         self._held: list[str] | None = None  # deliveries of the hub's batch, written when it ends
         self._held_bytes = 0
         self._max_waiting = server.max_send_queue_bytes
+        self._max_pending = server.max_pending_requests
+        self._reading_paused = False  # backpressure: too many requests unanswered
         self._finished = False
 
     # --- the connection's life ------------------------------------------------------
@@ -166,6 +169,11 @@ class Session:
             self.close(CLOSE_NORMAL, event.reason)
         else:
             self._requests.append(event)
+            if len(self._requests) >= self._max_pending and not self._reading_paused:
+                # Read no more until the backlog is half done: a client pipelining
+                # requests waits in its socket (or its HTTP send), not in our memory.
+                self._reading_paused = True
+                self.transport.pause_reading()
             if self._processor is None:
                 self._processor = gevent.spawn(self._process_requests)
 
@@ -191,8 +199,17 @@ class Session:
                             quote(request),
                             left_out(count),
                         )
+                if self._reading_paused and len(self._requests) <= self._max_pending // 2:
+                    self._resume_reading()
         finally:
             self._processor = None
+            if self._reading_paused:
+                self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        if not self._finished:
+            self.transport.resume_reading()
 
     def _call_method(self, call: CallMethod) -> None:
         """Exactly one `result` and one `updated` per method id, whatever happens (D-81)."""
@@ -259,6 +276,7 @@ class Session:
             return
         try:
             publication.check_params(sub.params)
+            self._check_distinct_queries(publication, sub.params)
             key = self.server.hub.subscribe(self, sub.id, publication, sub.params, self.user_id)
         except MeteorError as err:
             self.withdraw(sub.id)
@@ -306,6 +324,16 @@ class Session:
             return
         self.subscriptions[sub.id] = key
         self.send(messages.ready([sub.id]))  # after the initial documents (D-52)
+
+    def _check_distinct_queries(self, publication: Any, params: list[Any]) -> None:
+        """A connection may hold many subscriptions, but only so many distinct queries:
+        each is an observer, whose work on every change the whole process shares."""
+        limit = self.server.max_observers_per_connection
+        held = set(self.subscriptions.values())
+        if len(held) >= limit and observer_key(publication, params, self.user_id) not in held:
+            raise MeteorError(
+                429, f"Too many distinct subscriptions: at most {limit} publication and parameter pairs"
+            )
 
     def _unsubscribe(self, unsub: Unsubscribe) -> None:
         key = self.subscriptions.pop(unsub.id, None) if isinstance(unsub.id, str) else None
@@ -511,6 +539,8 @@ class Session:
 
     def check_heartbeat(self, now: float) -> None:
         """Called by the server's ticker: ping an idle client, drop a silent one (D-22)."""
+        if self._reading_paused:
+            self.protocol.client_alive(now)  # we are not reading it: its silence is ours
         events = self.protocol.check_heartbeat(now)
         self.flush_protocol()
         if any(isinstance(event, CloseTransport) for event in events):

@@ -34,7 +34,7 @@ from dddp.protocol import sockjs
 from dddp.protocol.websocket import CLOSE_NORMAL, text_frame
 from dddp.server.origins import OriginPolicy, Refusal
 from dddp.server.transport import TransportClosed, TransportUser
-from dddp.server.websocket import WebSocketTransport
+from dddp.server.websocket import FrameCache, WebSocketTransport
 
 if TYPE_CHECKING:
     from dddp.server.app import DDPServer, StartSession
@@ -157,6 +157,8 @@ class HTTPTransport:
         self._closed_frame: str | None = None  # once closed, every request gets it (S-14)
         self._ended = False  # nothing more is written; the session is told, or aborted it
         self._timer: Any = None  # the event loop's timer of the disconnect delay
+        self._resumed: Event | None = None  # while reading is paused: set when it resumes
+        self._send_waits = False  # a sending request waits for the pause to end
 
     # --- the Transport interface -------------------------------------------------
 
@@ -198,6 +200,16 @@ class HTTPTransport:
         if self._closed_frame is None and not self._ended:
             self._closed_frame = sockjs.close_frame(code, reason)
             self._wake.set()
+
+    def pause_reading(self) -> None:
+        """Sending requests wait for their answer, so the client sends no next one, until resumed."""
+        if self._resumed is None:
+            self._resumed = Event()
+
+    def resume_reading(self) -> None:
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
 
     def abort(self) -> None:
         """Over at once, without telling the session; requests get the close frame until the timeout."""
@@ -284,13 +296,29 @@ class HTTPTransport:
             return sockjs.close_frame(*sockjs.CLOSE_INTERRUPTED)
         return sockjs.close_frame(*sockjs.CLOSE_ANOTHER_CONNECTION)
 
+    @property
+    def send_waits(self) -> bool:
+        """A sending request waits for reading to resume: a client sends one at a time."""
+        return self._send_waits
+
     def received(self, texts: list[str]) -> None:
-        """Messages from a sending request, in order."""
+        """Messages from a sending request, in order; returns when the session reads again.
+
+        While reading is paused (too many requests unanswered), the sending
+        request's answer waits: the client sends its next one only then.
+        """
         for text in texts:
             # Each may end the session (a client too slow for its replies is dropped).
             if self._user is None or self._closed_frame is not None:
                 return
             self._user.receive(text)
+        resumed = self._resumed
+        if resumed is not None:
+            self._send_waits = True
+            try:
+                resumed.wait()
+            finally:
+                self._send_waits = False
 
     def interrupted(self) -> None:
         """A receiving request's client left, perhaps with messages: the session is over."""
@@ -335,6 +363,7 @@ class HTTPTransport:
         self._outgoing_bytes = 0
         self._wake.set()
         self._taken.set()
+        self.resume_reading()  # a waiting send is answered
 
     def _arm_timer(self) -> None:
         # An event-loop timer, not a greenlet: every poll re-arms it, and a
@@ -755,6 +784,8 @@ class SockJSEndpoints:
         transport = self.sessions.get(session_id)
         if transport is None:
             return "404 Not Found", "Not found\n"
+        if transport.send_waits:
+            return "429 Too Many Requests", "Another send to this session waits for its answer\n"
         limit = self.server.max_message_size
         declared = environ.get("CONTENT_LENGTH")
         if declared and int(declared) > limit:
@@ -830,7 +861,7 @@ def _host(client_address: str) -> str:
 
 # The same message texts go to every session (one change, one batch of changes):
 # their SockJS websocket frame is made once, keyed by the texts' identities.
-_frames: dict[tuple[int, ...], tuple[Sequence[str], bytes]] = {}
+_frames = FrameCache()
 
 
 def sockjs_frame_of(texts: Sequence[str]) -> bytes:
@@ -840,7 +871,5 @@ def sockjs_frame_of(texts: Sequence[str]) -> bytes:
     if cached is not None and all(a is b for a, b in zip(cached[0], texts, strict=True)):
         return cached[1]
     data = text_frame(sockjs.messages_frame(texts))
-    if len(_frames) >= 256:
-        _frames.clear()
-    _frames[key] = (tuple(texts), data)
+    _frames.put(key, tuple(texts), sum(map(len, texts)), data)
     return data

@@ -13,7 +13,10 @@ The guarantees every transport gives, and the session relies on:
 - `pending_bytes` counts what was written but is not yet out, so that the
   session can drop a client too slow to keep up;
 - `user.transport_ended` is called exactly once, when the connection is over,
-  whichever side ended it (except after `abort`, which the session itself calls).
+  whichever side ended it (except after `abort`, which the session itself calls);
+- after `pause_reading`, the transport delivers no more input than it had
+  already read, until `resume_reading`: the client's own sends then wait, in
+  its socket or in its HTTP request (backpressure).
 """
 
 from __future__ import annotations
@@ -69,6 +72,12 @@ class Transport(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """End the connection after what was written, the transport's own way; never blocks."""
+
+    def pause_reading(self) -> None:
+        """Read nothing more from the client until `resume_reading` (what was read is delivered)."""
+
+    def resume_reading(self) -> None:
+        """Read from the client again."""
 
     def abort(self) -> None:
         """End the connection at once: nothing more is sent, nothing is reported."""

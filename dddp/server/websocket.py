@@ -42,7 +42,8 @@ from dddp.server.transport import TransportClosed, TransportUser
 
 logger = logging.getLogger("dddp.server")
 
-#: Seconds a client has to answer our close frame before its socket is shut.
+#: Seconds a client has to answer our close frame before its socket is shut; also, when
+#: the client closes first, to read what was still pending before our answer.
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 
@@ -126,6 +127,12 @@ class WebSocketTransport:
                 if echo is not None:  # the client closes first: answer at once, after what is pending
                     user.transport_closing("closed by the client")
                     self._send_now(echo)
+                    if self._pending and self._close_timer is None:
+                        # A client that closes need not read what was pending before our
+                        # answer (a zombie would hold it for ever): it has a while to.
+                        self._close_timer = gevent.spawn_later(
+                            CLOSE_HANDSHAKE_TIMEOUT, self._end, "closed by the client, without reading"
+                        )
                 self._end_when_done("closed by the client")
             elif isinstance(event, Violation):
                 user.transport_closing(event.reason)
@@ -167,6 +174,15 @@ class WebSocketTransport:
             self._close_timer = gevent.spawn_later(
                 CLOSE_HANDSHAKE_TIMEOUT, self._end, "no answer to our close frame"
             )
+
+    def pause_reading(self) -> None:
+        """Stop the read watcher: the kernel's buffers fill, then the client's sends wait."""
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def resume_reading(self) -> None:
+        if self._watcher is not None and not self.closed:
+            self._watcher.start(self._on_readable)
 
     def abort(self) -> None:
         """Shut the socket now; nothing more is sent or reported."""
@@ -253,8 +269,41 @@ class WebSocketTransport:
             self._sock.close()
 
 
-# The same message text goes to every session an observer serves: frame it once.
-_frames: dict[int, tuple[str, bytes]] = {}
+class FrameCache:
+    """Frames of recent texts, by the texts' identities: the same message text goes to every
+    session an observer serves, and is framed once.
+
+    Bounded in entries and in bytes (text and frame): a cache must not keep large
+    texts alive (a client's megabyte pong, sent once, would otherwise stay).
+    Texts larger than a quarter of the bytes are framed and not kept.
+    """
+
+    def __init__(self, entries: int = 256, max_bytes: int = 4 << 20):
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._frames: dict[Any, tuple[Any, bytes]] = {}
+
+    def get(self, key: Any) -> tuple[Any, bytes] | None:
+        """(texts, frame) cached for `key`; the caller checks they are its very texts."""
+        return self._frames.get(key)
+
+    def put(self, key: Any, texts: Any, size: int, data: bytes) -> None:
+        cost = size + len(data)
+        if cost > self.max_bytes // 4:
+            return
+        if len(self._frames) >= self.entries or self.bytes + cost > self.max_bytes:
+            self._frames.clear()
+            self.bytes = 0
+        self._frames[key] = (texts, data)  # keeping the texts alive keeps their ids from being reused
+        self.bytes += cost
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self.bytes = 0
+
+
+_frames = FrameCache()
 
 
 def frame_of(text: str) -> bytes:
@@ -263,7 +312,5 @@ def frame_of(text: str) -> bytes:
     if cached is not None and cached[0] is text:
         return cached[1]
     data = text_frame(text)
-    if len(_frames) >= 256:
-        _frames.clear()
-    _frames[id(text)] = (text, data)  # keeping `text` alive keeps its id from being reused
+    _frames.put(id(text), text, len(text), data)
     return data

@@ -235,3 +235,49 @@ def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
         while client.call("count_notes", "x", id="after")["result"].get("error"):
             assert time.monotonic() < deadline, "no method worked again after the database came back"
             time.sleep(0.5)
+
+
+def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_no_traceback(
+    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+) -> None:
+    """Issue 9, attack 11: a new subscription's first read retried for 45 s before its answer."""
+    import psycopg2
+
+    postgres, url = restartable_database
+    info = postgres.get_postmaster_info()
+    admin = psycopg2.connect(dbname="template1", user="postgres", host=str(info.socket_dir), port=info.port)
+    admin.autocommit = True
+
+    def allow_connections(allowed: bool) -> None:
+        with admin.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE postgres WITH ALLOW_CONNECTIONS {str(allowed).lower()}")
+            if not allowed:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
+                )
+
+    server = start_server(DATABASE_URL=url).wait_until_listening()
+    with DDPClient(server.ws_url) as client:
+        client.connect()
+        assert client.sub("NotesByText", "before", id="before")[-1]["msg"] == "ready"
+        start = len(server.log)
+        allow_connections(False)
+        try:
+            for n in range(3):
+                started = time.monotonic()
+                nosub = client.sub("NotesByText", f"down {n}", id=f"down{n}")[-1]
+                assert time.monotonic() - started < 4
+                assert nosub["msg"] == "nosub"
+                assert nosub["error"]["error"] == 503
+                assert nosub["error"]["reason"] == "Database unavailable, retry"
+        finally:
+            allow_connections(True)
+            admin.close()
+        lines = server.log[start:]
+        assert not any("Traceback" in line for line in lines)
+        assert sum("publication 'NotesByText': database unavailable" in line for line in lines) == 1
+        deadline = time.monotonic() + 30
+        while client.sub("NotesByText", "after", id="after")[-1]["msg"] != "ready":
+            assert time.monotonic() < deadline, "no subscription worked again after the database came back"
+            time.sleep(0.5)

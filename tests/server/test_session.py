@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gevent
+import gevent.lock
 import pytest
 from gevent.event import Event
 
@@ -37,6 +38,8 @@ class FakeTransport:
         self.closed_with: tuple[int, str] | None = None
         self.aborted = False
         self.slow = False  # a slow client: writes stay pending until `catch_up`
+        self.reading = True  # False while the session has paused reading (backpressure)
+        self.pauses = 0
         self._pending = 0
         self._caught_up = Event()
 
@@ -64,6 +67,13 @@ class FakeTransport:
 
     def close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def abort(self) -> None:
         self.aborted = True
@@ -95,12 +105,14 @@ class FakeHub:
 class FakeServer:
     """What a session asks of its server, with no hub or workers behind it."""
 
-    def __init__(self, max_send_queue_bytes: int = 1 << 20):
+    def __init__(self, max_send_queue_bytes: int = 1 << 20, max_pending_requests: int = 100):
         self.registry = Registry()
         self.heartbeat_interval = 0.0
         self.heartbeat_timeout = 15.0
         self.max_send_queue_bytes = max_send_queue_bytes
         self.max_subscriptions = 10
+        self.max_pending_requests = max_pending_requests
+        self.max_observers_per_connection = 100
         self.max_params_size = 64 * 1024
         self.fence_timeout = 1.0
         self.hub = FakeHub()
@@ -152,6 +164,68 @@ def test_an_unknown_method_gets_result_404_then_updated(transport: FakeTransport
     result, updated = transport.received()
     assert (result["msg"], result["id"], result["error"]["error"]) == ("result", "1", 404)
     assert updated == {"msg": "updated", "methods": ["1"]}
+
+
+# --- backpressure ----------------------------------------------------------------------
+
+
+def call_unknown(transport: FakeTransport, number: int) -> None:
+    transport.client_sends({"msg": "method", "method": "nope", "params": [], "id": str(number)})
+
+
+class GatedWorkers:
+    """Method workers that finish one call each time the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = gevent.lock.Semaphore(0)
+
+    def run(self, func: Any, found: Any, name: str, *args: Any) -> Any:
+        self.gate.acquire()
+        return None, name, False  # (error, value, wrote)
+
+
+def test_reading_pauses_at_the_pending_limit_and_resumes_when_half_are_answered(
+    transport: FakeTransport,
+) -> None:
+    server = FakeServer(max_pending_requests=10)
+    server.registry.method(name="gated")(lambda this: None)
+    server.workers = GatedWorkers()  # type: ignore[attr-defined]
+    server.hub.new_fence = lambda: "fence"  # type: ignore[attr-defined]
+    server.hub.drop_fence = lambda fence: None  # type: ignore[attr-defined]
+    connected(transport, server)
+    for number in range(10):  # one runs, nine wait: under the limit
+        transport.client_sends({"msg": "method", "method": "gated", "params": [], "id": str(number)})
+        gevent.sleep(0)
+    assert transport.reading
+    transport.client_sends({"msg": "method", "method": "gated", "params": [], "id": "10"})
+    assert not transport.reading and transport.pauses == 1  # ten waiting
+    answered = []
+    while transport.reading is False:
+        server.workers.gate.release()  # type: ignore[attr-defined]
+        gevent.sleep(0)
+        answered += [m["id"] for m in transport.received() if m["msg"] == "result"]
+    assert len(answered) == 6  # resumed with five waiting: half the limit
+    for _ in range(5):
+        server.workers.gate.release()  # type: ignore[attr-defined]
+        gevent.sleep(0)
+    answered += [m["id"] for m in transport.received() if m["msg"] == "result"]
+    assert answered == [str(number) for number in range(11)]  # every one, in order (D-84)
+    assert transport.pauses == 1
+
+
+def test_while_reading_is_paused_the_clients_silence_is_no_heartbeat_timeout(
+    transport: FakeTransport,
+) -> None:
+    server = FakeServer(max_pending_requests=1)
+    server.heartbeat_interval, server.heartbeat_timeout = 1.0, 1.0
+    session = connected(transport, server)
+    call_unknown(transport, 1)
+    assert not transport.reading
+    now = session.protocol._last_received or 0.0
+    for later in (5.0, 10.0, 15.0):  # long past the interval and the timeout
+        session.check_heartbeat(now + later)
+    assert not transport.aborted
+    assert [m["msg"] for m in transport.received()] == []  # not even a ping
 
 
 # --- deliveries held for the hub's batch ----------------------------------------------

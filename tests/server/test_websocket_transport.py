@@ -23,3 +23,17 @@ def test_small_messages_are_not_held_back_by_nagles_algorithm() -> None:
         finally:
             transport._sock.close()
             client.close()
+
+
+def test_the_frame_cache_frames_a_shared_text_once_and_keeps_no_large_text() -> None:
+    from dddp.server import websocket as module
+
+    module._frames.clear()
+    shared = "x" * 100
+    assert module.frame_of(shared) is module.frame_of(shared)  # one frame for every session
+    big = "y" * (2 << 20)
+    assert module.frame_of(big) == module.frame_of(big)
+    assert module._frames.get(id(big)) is None  # made, not kept
+    for _ in range(100):  # many medium texts: the cache stays within its bytes
+        module.frame_of("z" * 200_000)
+        assert module._frames.bytes <= module._frames.max_bytes
