@@ -26,13 +26,15 @@ GREETING = b"GET /sockjs HTTP/1.1\r\nHost: x\r\n\r\n"  # answered with a Content
 
 
 @pytest.fixture(scope="module")
-def timeouts_server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server(
+def timeouts_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
+    server = start_server(
         DDDP_REQUEST_HEAD_TIMEOUT="0.5",
         DDDP_CONNECT_TIMEOUT="0.5",
         DDDP_SOCKJS_HEARTBEAT_DELAY="1.5",
         DDDP_SOCKJS_DISCONNECT_DELAY="2",
     ).wait_until_listening()
+    yield server
+    server.stop()  # its database connections are not left for the rest of the run
 
 
 @pytest.fixture
@@ -131,6 +133,7 @@ def test_many_partial_heads_are_all_closed_with_one_log_line(
     server.wait_for_log(LATE_HEAD)
     assert sum("no whole request head" in line for line in server.log) == 1
     assert "Traceback" not in server.text
+    server.stop()
 
 
 def test_a_long_poll_and_a_websocket_outlast_the_head_timeout(timeouts_server: ServerProcess) -> None:
@@ -260,3 +263,4 @@ def test_at_the_open_files_limit_accepting_backs_off_with_one_log_line(
             assert newcomer.connect()["msg"] == "connected"
         existing.send({"msg": "ping", "id": "after"})
         assert existing.recv() == {"msg": "pong", "id": "after"}
+    server.stop()
