@@ -194,19 +194,18 @@ def test_postgres_restart_is_survived_and_nothing_is_lost(
         assert titles(client) == titles_in(url, email)
 
 
-def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
-    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
-) -> None:
-    """Issue 9, attack 11: each call got a 500 and a traceback (572 in 70 s from one client)."""
-    import psycopg2
+class DatabaseSwitch:
+    """Takes the restartable database's `postgres` database down and up again, for the server."""
 
-    postgres, url = restartable_database
-    info = postgres.get_postmaster_info()
-    admin = psycopg2.connect(dbname="template1", user="postgres", host=str(info.socket_dir), port=info.port)
-    admin.autocommit = True
+    def __init__(self, postgres: Any):
+        info = postgres.get_postmaster_info()
+        self.admin = psycopg2.connect(
+            dbname="template1", user="postgres", host=str(info.socket_dir), port=info.port
+        )
+        self.admin.autocommit = True
 
-    def allow_connections(allowed: bool) -> None:
-        with admin.cursor() as cursor:
+    def allow_connections(self, allowed: bool) -> None:
+        with self.admin.cursor() as cursor:
             cursor.execute(f"ALTER DATABASE postgres WITH ALLOW_CONNECTIONS {str(allowed).lower()}")
             if not allowed:  # and the open ones are cut, as when the server goes down
                 cursor.execute(
@@ -214,19 +213,30 @@ def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
                     "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
                 )
 
+    def close(self) -> None:
+        self.admin.close()
+
+
+def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
+    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+) -> None:
+    """Issue 9, attack 11: each call got a 500 and a traceback (572 in 70 s from one client)."""
+    url = restartable_database[1]
+    admin = DatabaseSwitch(restartable_database[0])
+
     server = start_server(DATABASE_URL=url).wait_until_listening()
     with DDPClient(server.ws_url) as client:
         client.connect()
         assert client.call("count_notes", "x", id="before")["result"]["result"] == 0
         start = len(server.log)
-        allow_connections(False)
+        admin.allow_connections(False)
         try:
             for n in range(10):
                 reply = client.call("count_notes", "x", id=f"down{n}")
                 assert reply["result"]["error"]["error"] == 503, reply
                 assert reply["result"]["error"]["reason"] == "Database unavailable, retry"
         finally:
-            allow_connections(True)
+            admin.allow_connections(True)
             admin.close()
         lines = server.log[start:]
         assert sum("database unavailable" in line and "count_notes" in line for line in lines) == 1
@@ -241,28 +251,15 @@ def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_n
     start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
 ) -> None:
     """Issue 9, attack 11: a new subscription's first read retried for 45 s before its answer."""
-    import psycopg2
-
-    postgres, url = restartable_database
-    info = postgres.get_postmaster_info()
-    admin = psycopg2.connect(dbname="template1", user="postgres", host=str(info.socket_dir), port=info.port)
-    admin.autocommit = True
-
-    def allow_connections(allowed: bool) -> None:
-        with admin.cursor() as cursor:
-            cursor.execute(f"ALTER DATABASE postgres WITH ALLOW_CONNECTIONS {str(allowed).lower()}")
-            if not allowed:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
-                )
+    url = restartable_database[1]
+    admin = DatabaseSwitch(restartable_database[0])
 
     server = start_server(DATABASE_URL=url).wait_until_listening()
     with DDPClient(server.ws_url) as client:
         client.connect()
         assert client.sub("NotesByText", "before", id="before")[-1]["msg"] == "ready"
         start = len(server.log)
-        allow_connections(False)
+        admin.allow_connections(False)
         try:
             for n in range(3):
                 started = time.monotonic()
@@ -272,7 +269,7 @@ def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_n
                 assert nosub["error"]["error"] == 503
                 assert nosub["error"]["reason"] == "Database unavailable, retry"
         finally:
-            allow_connections(True)
+            admin.allow_connections(True)
             admin.close()
         lines = server.log[start:]
         assert not any("Traceback" in line for line in lines)
