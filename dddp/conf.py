@@ -35,7 +35,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "subscriptions one connection may hold at once; more get nosub with a 429 error",
     ),
     "MAX_OBSERVERS_PER_CONNECTION": (
-        100,
+        20,
         "distinct queries (publication and parameters) one connection may subscribe to at once; "
         "more get nosub with a 429 error",
     ),

@@ -57,6 +57,9 @@ _failures = LogThrottle()  # the same failure, again and again, is logged once p
 
 #: Text of a new subscription's documents given to the transport at a time.
 DOCUMENTS_CHUNK = 65536
+#: Bytes waiting for the client (queued here or in the transport) past which the
+#: session reads no more from it, until it has taken half of them.
+OUTPUT_PAUSE_BYTES = 1 << 20
 
 
 class Session:
@@ -88,7 +91,8 @@ class Session:
         self._held_bytes = 0
         self._max_waiting = server.max_send_queue_bytes
         self._max_pending = server.max_pending_requests
-        self._reading_paused = False  # backpressure: too many requests unanswered
+        self._requests_paused = False  # backpressure: too many requests unanswered
+        self._output_paused = False  # backpressure: too much output the client has not taken
         self._finished = False
 
     # --- the connection's life ------------------------------------------------------
@@ -169,11 +173,10 @@ class Session:
             self.close(CLOSE_NORMAL, event.reason)
         else:
             self._requests.append(event)
-            if len(self._requests) >= self._max_pending and not self._reading_paused:
+            if len(self._requests) >= self._max_pending and not self._requests_paused:
                 # Read no more until the backlog is half done: a client pipelining
                 # requests waits in its socket (or its HTTP send), not in our memory.
-                self._reading_paused = True
-                self.transport.pause_reading()
+                self._pause_reading(requests=True)
             if self._processor is None:
                 self._processor = gevent.spawn(self._process_requests)
 
@@ -199,16 +202,27 @@ class Session:
                             quote(request),
                             left_out(count),
                         )
-                if self._reading_paused and len(self._requests) <= self._max_pending // 2:
-                    self._resume_reading()
+                if self._requests_paused and len(self._requests) <= self._max_pending // 2:
+                    self._resume_reading(requests=True)
         finally:
             self._processor = None
-            if self._reading_paused:
-                self._resume_reading()
+            if self._requests_paused:
+                self._resume_reading(requests=True)
 
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        if not self._finished:
+    def _pause_reading(self, *, requests: bool = False, output: bool = False) -> None:
+        was_reading = not (self._requests_paused or self._output_paused)
+        self._requests_paused |= requests
+        self._output_paused |= output
+        if was_reading and not self._finished:
+            self.transport.pause_reading()
+
+    def _resume_reading(self, *, requests: bool = False, output: bool = False) -> None:
+        was_paused = self._requests_paused or self._output_paused
+        if requests:
+            self._requests_paused = False
+        if output:
+            self._output_paused = False
+        if was_paused and not (self._requests_paused or self._output_paused) and not self._finished:
             self.transport.resume_reading()
 
     def _call_method(self, call: CallMethod) -> None:
@@ -331,6 +345,16 @@ class Session:
         limit = self.server.max_observers_per_connection
         held = set(self.subscriptions.values())
         if len(held) >= limit and observer_key(publication, params, self.user_id) not in held:
+            count = _failures.allow(("distinct queries", self.number))
+            if count is not None:
+                logger.warning(
+                    "connection %d: refused a subscription to %s: it holds %d distinct queries "
+                    "(DDDP_MAX_OBSERVERS_PER_CONNECTION)%s",
+                    self.number,
+                    quote(publication.publication_name()),
+                    limit,
+                    left_out(count),
+                )
             raise MeteorError(
                 429, f"Too many distinct subscriptions: at most {limit} publication and parameter pairs"
             )
@@ -473,9 +497,22 @@ class Session:
             self._check_backlog()
 
     def _check_backlog(self) -> None:
-        waiting = self._outbox_bytes + self._held_bytes + self.transport.pending_bytes
+        waiting = self._waiting_bytes()
         if waiting > self._max_waiting:
             self.abort(f"too slow: over {self._max_waiting} bytes waiting to be sent")
+        elif waiting > OUTPUT_PAUSE_BYTES and not self._output_paused:
+            # A client that does not take its replies is read no more until it has: else
+            # it could make the server answer (a big ping, say) at the speed it sends,
+            # queueing up to DDDP_MAX_SEND_QUEUE_BYTES each, and never read them.
+            self._pause_reading(output=True)
+
+    def _waiting_bytes(self) -> int:
+        return self._outbox_bytes + self._held_bytes + self.transport.pending_bytes
+
+    def output_drained(self) -> None:
+        """The transport's client took everything written to it (called by the transport)."""
+        if self._output_paused and self._waiting_bytes() <= OUTPUT_PAUSE_BYTES // 2:
+            self._resume_reading(output=True)
 
     def _start_writer(self) -> None:
         if self._writer is None:
@@ -509,6 +546,7 @@ class Session:
                 if batch:
                     self.transport.write(batch)
                     self.transport.drained()
+                    self.output_drained()
         except TransportClosed as exc:
             self.transport_ended(str(exc))
         finally:
@@ -539,8 +577,10 @@ class Session:
 
     def check_heartbeat(self, now: float) -> None:
         """Called by the server's ticker: ping an idle client, drop a silent one (D-22)."""
-        if self._reading_paused:
-            self.protocol.client_alive(now)  # we are not reading it: its silence is ours
+        if self._requests_paused and not self._output_paused:
+            # We are not reading it: its silence is ours. (Not while it does not take its
+            # output either: a client that reads nothing is dropped by the heartbeat.)
+            self.protocol.client_alive(now)
         events = self.protocol.check_heartbeat(now)
         self.flush_protocol()
         if any(isinstance(event, CloseTransport) for event in events):

@@ -112,6 +112,9 @@ class _Unframing:
     def transport_ended(self, reason: str) -> None:
         self._user.transport_ended(reason)
 
+    def output_drained(self) -> None:
+        self._user.output_drained()
+
 
 class HTTPTransport:
     """One SockJS session over HTTP requests: polling (xhr, jsonp) or streaming.
@@ -352,6 +355,8 @@ class HTTPTransport:
             self._outgoing = []
             self._outgoing_bytes = 0
             self._taken.set()
+            if self._user is not None:
+                self._user.output_drained()
             return frame
         return self._closed_frame
 

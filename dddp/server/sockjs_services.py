@@ -50,6 +50,9 @@ class _Connection:
     def transport_closing(self, reason: str) -> None:
         """Nothing to stop: a write after this fails and is ignored."""
 
+    def output_drained(self) -> None:
+        """Nothing waits for it."""
+
     def transport_ended(self, reason: str) -> None:
         """The connection is over: the services forget it."""
         logger.debug(

@@ -44,6 +44,9 @@ class TransportUser(Protocol):
     def transport_ended(self, reason: str) -> None:
         """The connection is over; the session can be forgotten."""
 
+    def output_drained(self) -> None:
+        """The client has taken everything written so far (called when it had to wait)."""
+
 
 class Transport(Protocol):
     """The connection's side: what a session calls."""

@@ -226,6 +226,8 @@ class WebSocketTransport:
             if self._drained is not None:
                 self._drained.set()
                 self._drained = None
+            if not self._pending and not self.closed and self._user is not None:
+                self._user.output_drained()
             self._end_when_done("closed")
             if self.closed:
                 self._close_socket()

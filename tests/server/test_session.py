@@ -22,7 +22,7 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol import messages
-from dddp.server.session import DOCUMENTS_CHUNK, Session, deliveries_held
+from dddp.server.session import DOCUMENTS_CHUNK, OUTPUT_PAUSE_BYTES, Session, deliveries_held
 from dddp.server.transport import TransportClosed, TransportUser
 
 
@@ -88,6 +88,8 @@ class FakeTransport:
         """The slow client reads everything pending."""
         self._pending = 0
         self._caught_up.set()
+        if self.user is not None:
+            self.user.output_drained()
         gevent.sleep(0)
 
     def received(self) -> list[dict[str, Any]]:
@@ -275,6 +277,31 @@ def test_a_client_that_does_not_keep_up_is_dropped(transport: FakeTransport) -> 
     assert transport.aborted
     assert server.forgotten == [session]
     assert session.close_reason == "too slow: over 1000 bytes waiting to be sent"
+
+
+def test_a_client_that_does_not_take_its_replies_is_read_no_more_until_it_has(
+    transport: FakeTransport,
+) -> None:
+    server = FakeServer(max_send_queue_bytes=16 << 20)
+    server.heartbeat_interval, server.heartbeat_timeout = 1.0, 1.0
+    session = connected(transport, server)
+    transport.slow = True
+    big_ping = {"msg": "ping", "id": "p" * (OUTPUT_PAUSE_BYTES // 4 - 100)}  # its pong: a quarter
+    for _ in range(4):
+        transport.client_sends(big_ping)
+        assert transport.reading  # up to OUTPUT_PAUSE_BYTES waiting
+    transport.client_sends(big_ping)
+    assert not transport.reading
+    transport.catch_up()
+    assert transport.reading
+    # One that never takes them is not kept alive by the pause: its heartbeat times out.
+    for _ in range(5):
+        transport.client_sends(big_ping)
+    assert not transport.reading
+    now = session.protocol._last_received or 0.0
+    session.check_heartbeat(now + 1.5)  # a ping, which it does not take either
+    session.check_heartbeat(now + 3.0)
+    assert transport.aborted and session.close_reason == "heartbeat timed out"
 
 
 def documents(count: int) -> list[tuple[str, str, dict[str, Any]]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from dddp.server.websocket import WebSocketTransport
 
 
@@ -37,3 +39,57 @@ def test_the_frame_cache_frames_a_shared_text_once_and_keeps_no_large_text() -> 
     for _ in range(100):  # many medium texts: the cache stays within its bytes
         module.frame_of("z" * 200_000)
         assert module._frames.bytes <= module._frames.max_bytes
+
+
+class Recorder:
+    """A TransportUser that records what the transport tells it."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.closing: list[str] = []
+        self.ended: list[str] = []
+
+    def receive(self, text: str) -> None:
+        self.texts.append(text)
+
+    def receive_unreadable(self) -> None:
+        pass
+
+    def transport_closing(self, reason: str) -> None:
+        self.closing.append(reason)
+
+    def transport_ended(self, reason: str) -> None:
+        self.ended.append(reason)
+
+    def output_drained(self) -> None:
+        pass
+
+
+def test_a_client_that_closes_without_reading_what_is_pending_is_released_after_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 9, attack 2: the close it started used to wait for ever behind unsent output."""
+    import gevent
+    import websocket as websocket_client
+
+    from dddp.server import websocket as module
+
+    monkeypatch.setattr(module, "CLOSE_HANDSHAKE_TIMEOUT", 0.3)
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    transport = WebSocketTransport(ours.detach(), "test:1", 1 << 20)
+    user = Recorder()
+    transport.start(user)
+    try:
+        assert transport.write(["x" * 500_000]) > 0  # the client does not read it
+        close = websocket_client.ABNF.create_frame(b"\x03\xe8", websocket_client.ABNF.OPCODE_CLOSE)
+        theirs.sendall(close.format())
+        gevent.sleep(0.1)
+        assert user.closing == ["closed by the client"] and user.ended == []  # still pending
+        gevent.sleep(0.4)
+        assert user.ended == ["closed by the client, without reading"]
+        assert transport.closed
+    finally:
+        transport.abort()
+        theirs.close()
