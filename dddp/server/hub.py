@@ -169,6 +169,9 @@ class Hub:
                         outcome.set(func(*args))
                     except BaseException as exc:  # noqa: BLE001 - handed to the caller
                         outcome.set_exception(exc)
+                    # Many calls queued (subscribers attaching, each sent its documents)
+                    # would otherwise run back to back without the loop serving anyone else.
+                    gevent.sleep(0)
                 elif command[0] == "batch":
                     batch = self._gather(command[1])
                     with deliveries_held():
