@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class Hub:
         self.observers: dict[ObserverKey, Observer] = {}
         self._ready: dict[ObserverKey, AsyncResult[None]] = {}
         self._queue: Queue[tuple[Any, ...]] = Queue()
+        self._batches: deque[list[Notification]] = deque()  # received, not yet dispatched
         self._last_batch_done = 0.0
         self._reassembler = Reassembler()
         self._fences: dict[str, AsyncResult[None]] = {}
@@ -153,7 +155,8 @@ class Hub:
         return outcome.get()
 
     def _received(self, batch: list[Notification]) -> None:
-        self._queue.put(("batch", batch))
+        self._batches.append(batch)
+        self._queue.put(("batch",))  # wakes the hub; the batches are taken from _batches
 
     def _reconnected(self) -> None:
         self._reassembler.reset()
@@ -163,6 +166,18 @@ class Hub:
         while True:
             command = self._queue.get()
             try:
+                # Changes go first, before any call queued earlier: fifty subscribers
+                # attaching to a 10,000-row publication (each sent its documents) would
+                # otherwise hold every client's live data for seconds. Each command is
+                # whole, so no order matters for correctness: a change reaching an
+                # observer before a queued attach is sent to the new subscriber as part
+                # of the current documents, one before a queued first read's install
+                # waits in the observer's `arrived`, as one during the read does.
+                if self._batches:
+                    batch = self._gather()
+                    with deliveries_held():
+                        self._process(batch)
+                    self._last_batch_done = time.monotonic()
                 if command[0] == "call":
                     _, func, args, outcome = command
                     try:
@@ -172,11 +187,6 @@ class Hub:
                     # Many calls queued (subscribers attaching, each sent its documents)
                     # would otherwise run back to back without the loop serving anyone else.
                     gevent.sleep(0)
-                elif command[0] == "batch":
-                    batch = self._gather(command[1])
-                    with deliveries_held():
-                        self._process(batch)
-                    self._last_batch_done = time.monotonic()
                 elif command[0] == "reload":
                     for observer in list(self.observers.values()):
                         if observer.loaded:
@@ -189,8 +199,8 @@ class Hub:
             finally:
                 forget_queries()
 
-    def _gather(self, batch: list[Notification]) -> list[Notification]:
-        """This batch and those queued right behind it: one dispatch, so one write per session.
+    def _gather(self) -> list[Notification]:
+        """Every batch received so far: one dispatch, so one write per session.
 
         When notifications come faster than every `COALESCE_GAP`, the hub
         first waits `COALESCE_WAIT` for more: under a flood of commits each
@@ -200,8 +210,9 @@ class Hub:
         """
         if time.monotonic() - self._last_batch_done < COALESCE_GAP:
             gevent.sleep(COALESCE_WAIT)
-        while not self._queue.empty() and self._queue.peek_nowait()[0] == "batch":
-            batch = batch + self._queue.get_nowait()[1]
+        batch: list[Notification] = []
+        while self._batches:
+            batch += self._batches.popleft()
         return batch
 
     def _process(self, batch: list[Notification]) -> None:
