@@ -33,7 +33,6 @@ import asyncio
 import base64
 import json
 import math
-import multiprocessing
 import os
 import shutil
 import struct
@@ -52,7 +51,7 @@ from typing import Any
 
 from capacity import full_session, warm_up
 from clientpool import describe, raise_open_files_limit
-from live import WriterProcess, distribution, machine_busy
+from live import ChildProcess, WriterProcess, distribution, machine_busy
 from live_clients import client_frame
 from live_writer import Writer
 from serverproc import BENCH, EXAMPLE, REPO, Server, memory, migrate, open_files
@@ -176,11 +175,7 @@ class AttackWriterProcess(WriterProcess):
     """`live.WriterProcess` running this module's `writer_main`."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=writer_main, args=(child_end,), daemon=True)
-        self.process.start()
-        child_end.close()
+        super().__init__(writer_main)
 
 
 # --- the bystanders: the good client and the fresh ones (a process of their own) -----------
@@ -303,29 +298,13 @@ def bystanders_main(pipe: Connection) -> None:
         pass
 
 
-class BystanderProcess:
+class BystanderProcess(ChildProcess):
+    name = "the bystander process"
+    stop_command = "exit"
+    stop_timeout = 15.0
+
     def __init__(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=bystanders_main, args=(child_end,), daemon=True)
-        self.process.start()
-        child_end.close()
-
-    def call(self, *command: Any, timeout: float = 60.0) -> Any:
-        self.pipe.send(command)
-        if not self.pipe.poll(timeout):
-            raise TimeoutError(f"the bystander process did not answer {command[0]!r} within {timeout:.0f}s")
-        return self.pipe.recv()
-
-    def stop(self) -> None:
-        try:
-            self.pipe.send(("exit",))
-        except OSError:
-            pass
-        self.process.join(15)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
+        super().__init__(bystanders_main, call_timeout=60.0)
 
 
 # --- measuring the server ----------------------------------------------------------------

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,31 +155,46 @@ def start_floor(env: dict[str, str]) -> Server:
     return Server("floor", command, r"listening on (\d+)", {**env, "PGAPPNAME": "live-floor"})
 
 
-class WriterProcess:
-    """The parent's side of `live_writer.py`."""
+class ChildProcess:
+    """A spawned process running `target(pipe)`, which answers each command sent to it."""
 
-    def __init__(self) -> None:
+    name = "the child process"
+    stop_command = "stop"
+    stop_timeout = 10.0
+
+    def __init__(self, target: Callable[[Any], None], call_timeout: float = 600.0) -> None:
+        self.call_timeout = call_timeout
         context = multiprocessing.get_context("spawn")
         self.pipe, child_end = context.Pipe()
-        self.process = context.Process(target=writer_main, args=(child_end,), daemon=True)
+        self.process = context.Process(target=target, args=(child_end,), daemon=True)
         self.process.start()
         child_end.close()
 
-    def call(self, *command: Any, timeout: float = 600.0) -> Any:
+    def call(self, *command: Any, timeout: float | None = None) -> Any:
+        timeout = self.call_timeout if timeout is None else timeout
         self.pipe.send(command)
         if not self.pipe.poll(timeout):
-            raise TimeoutError(f"the writer did not finish {command[0]!r} within {timeout:.0f}s")
+            raise TimeoutError(f"{self.name} did not finish {command[0]!r} within {timeout:.0f}s")
         return self.pipe.recv()
 
     def stop(self) -> None:
         try:
-            self.pipe.send(("stop",))
+            self.pipe.send((self.stop_command,))
         except OSError:
             pass
-        self.process.join(10)
+        self.process.join(self.stop_timeout)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+
+
+class WriterProcess(ChildProcess):
+    """The parent's side of `live_writer.py`."""
+
+    name = "the writer"
+
+    def __init__(self, target: Callable[[Any], None] = writer_main) -> None:
+        super().__init__(target)
 
 
 # --- measurements ---------------------------------------------------------------------
