@@ -43,6 +43,7 @@ class Listener:
         self._commands: list[tuple[str, str, AsyncResult[None]]] = []
         self._wake_read, self._wake_write = os.pipe()
         self._connection: Any = None
+        self._opening = False  # connecting, and LISTENing to every counted channel
         self._lost = False
         self._greenlet = gevent.spawn(self._run)
 
@@ -63,6 +64,11 @@ class Listener:
                 self._command("UNLISTEN", channel)
 
     def _command(self, verb: str, channel: str) -> None:
+        if self._connection is None and not self._opening:
+            # No connection (lost, or not yet made): the next one LISTENs every counted
+            # channel, and its reconnect makes observers re-read. Waiting here would hold
+            # a new subscription until the database is back (it then gets its 503 at once).
+            return
         done: AsyncResult[None] = AsyncResult()
         self._commands.append((verb, channel, done))
         os.write(self._wake_write, b"x")
@@ -93,11 +99,17 @@ class Listener:
                 delay = min(delay * 2, 5.0)
 
     def _open(self) -> None:
-        connection = self._connect()
-        connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with connection.cursor() as cursor:
-            for channel in sorted(self._counts):
-                cursor.execute(f'LISTEN "{channel}"')
+        # Commands meanwhile wait for it (a channel counted after the loop below read
+        # the counts must still be LISTENed): `_serve` runs them first.
+        self._opening = True
+        try:
+            connection = self._connect()
+            connection.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+            with connection.cursor() as cursor:
+                for channel in sorted(self._counts):
+                    cursor.execute(f'LISTEN "{channel}"')
+        finally:
+            self._opening = False
         self._connection = connection
         if self._lost:
             self._lost = False
@@ -135,6 +147,11 @@ class Listener:
                 pass
         self._connection = None
         self._lost = True  # so the next _open tells observers to re-read
+        # Commands waiting are done as far as they can be: the next connection
+        # LISTENs to what is counted then.
+        commands, self._commands = self._commands, []
+        for _verb, _channel, done in commands:
+            done.set(None)
 
 
 def _first_line(exc: BaseException) -> str:
