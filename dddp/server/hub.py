@@ -303,11 +303,12 @@ _retries_logged = LogThrottle()
 
 
 def _retrying_first_read(read: Callable[[], Any]) -> Any:
-    """A new subscription's first read retries a lost connection only for a moment (1.5 s):
-    its subscriber waits meanwhile, and while the database is down it is better told
+    """A new subscription's first read retries a lost connection only for a moment (0.7 s, so
+    that a fresh client is answered within a second): its subscriber waits meanwhile, and
+    while the database is down it is better told
     (nosub 503 "Database unavailable, retry") than kept waiting for the minute that an
     observer already serving clients keeps trying for."""
-    return _retrying_lost_connections(read, attempts=5)
+    return _retrying_lost_connections(read, attempts=4)
 
 
 def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: int = 15) -> Any:
