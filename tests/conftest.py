@@ -53,6 +53,22 @@ def start_server(test_database_url: str) -> Iterator[Callable[..., ServerProcess
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def start_module_server(start_server: Callable[..., ServerProcess]) -> Iterator[Callable[..., ServerProcess]]:
+    """`start_server` for a module's own servers: they stop when the module ends, so that
+    their database connections do not add up past PostgreSQL's limit over the run."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, **settings: str | None) -> ServerProcess:
+        server = start_server(*args, **settings)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
     """One shared server with default settings, for tests that do not change any."""

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import websocket
@@ -22,10 +22,8 @@ CONNECT = json.dumps({"msg": "connect", "version": "1", "support": ["1"]})
 
 
 @pytest.fixture(scope="module")
-def limited_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = start_server(DDDP_MAX_PENDING_REQUESTS="4").wait_until_listening()
-    yield server
-    server.stop()  # its database connections are not left for the rest of the run
+def limited_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_module_server(DDDP_MAX_PENDING_REQUESTS="4").wait_until_listening()
 
 
 def slow_call(number: int) -> str:

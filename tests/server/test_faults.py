@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -213,31 +214,45 @@ class DatabaseSwitch:
                     "WHERE datname = 'postgres' AND pid <> pg_backend_pid()"
                 )
 
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """The database is unreachable within the block, and back after it, whatever happens."""
+        self.allow_connections(False)
+        try:
+            yield
+        finally:
+            self.allow_connections(True)
+
     def close(self) -> None:
         self.admin.close()
 
 
-def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
+@pytest.fixture
+def outage(
     start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+) -> Iterator[tuple[ServerProcess, DatabaseSwitch]]:
+    """A server on the restartable database, and the switch that takes that database down."""
+    switch = DatabaseSwitch(restartable_database[0])
+    try:
+        yield start_server(DATABASE_URL=restartable_database[1]).wait_until_listening(), switch
+    finally:
+        switch.close()
+
+
+def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
+    outage: tuple[ServerProcess, DatabaseSwitch],
 ) -> None:
     """Issue 9, attack 11: each call got a 500 and a traceback (572 in 70 s from one client)."""
-    url = restartable_database[1]
-    admin = DatabaseSwitch(restartable_database[0])
-
-    server = start_server(DATABASE_URL=url).wait_until_listening()
+    server, switch = outage
     with DDPClient(server.ws_url) as client:
         client.connect()
         assert client.call("count_notes", "x", id="before")["result"]["result"] == 0
         start = len(server.log)
-        admin.allow_connections(False)
-        try:
+        with switch.down():
             for n in range(10):
                 reply = client.call("count_notes", "x", id=f"down{n}")
                 assert reply["result"]["error"]["error"] == 503, reply
                 assert reply["result"]["error"]["reason"] == "Database unavailable, retry"
-        finally:
-            admin.allow_connections(True)
-            admin.close()
         lines = server.log[start:]
         assert sum("database unavailable" in line and "count_notes" in line for line in lines) == 1
         assert not any("Traceback" in line for line in lines)
@@ -248,19 +263,15 @@ def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
 
 
 def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_no_traceback(
-    start_server: Callable[..., ServerProcess], restartable_database: tuple[Any, str]
+    outage: tuple[ServerProcess, DatabaseSwitch],
 ) -> None:
     """Issue 9, attack 11: a new subscription's first read retried for 45 s before its answer."""
-    url = restartable_database[1]
-    admin = DatabaseSwitch(restartable_database[0])
-
-    server = start_server(DATABASE_URL=url).wait_until_listening()
+    server, switch = outage
     with DDPClient(server.ws_url) as client:
         client.connect()
         assert client.sub("NotesByText", "before", id="before")[-1]["msg"] == "ready"
         start = len(server.log)
-        admin.allow_connections(False)
-        try:
+        with switch.down():
             for n in range(3):
                 started = time.monotonic()
                 nosub = client.sub("NotesByText", f"down {n}", id=f"down{n}")[-1]
@@ -274,9 +285,6 @@ def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_n
             nosub = client.sub("AllBooks", id="books")[-1]
             assert time.monotonic() - started < 4
             assert nosub["msg"] == "nosub" and nosub["error"]["error"] == 503
-        finally:
-            admin.allow_connections(True)
-            admin.close()
         lines = server.log[start:]
         assert not any("Traceback" in line for line in lines)
         assert sum("database unavailable" in line and "publication" in line for line in lines) == 1

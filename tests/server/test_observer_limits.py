@@ -5,7 +5,7 @@ many (DDDP_MAX_OBSERVERS); subscriptions that share an observer cost nothing mor
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,12 +15,10 @@ from tests.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def limited_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = start_server(
+def limited_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_module_server(
         DDDP_MAX_OBSERVERS_PER_CONNECTION="3", DDDP_MAX_OBSERVERS="5"
     ).wait_until_listening()
-    yield server
-    server.stop()  # its database connections are not left for the rest of the run
 
 
 def subscribe(client: DDPClient, sub_id: str, text: str) -> dict[str, Any]:

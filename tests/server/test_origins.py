@@ -13,7 +13,7 @@ import http.client
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -144,14 +144,12 @@ def test_a_request_a_page_loads_without_origin_is_judged_by_its_referer() -> Non
 
 
 @pytest.fixture(scope="module")
-def origins_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = start_server(
+def origins_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_module_server(
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         DJANGO_CSRF_TRUSTED_ORIGINS="https://trusted.example",
         DDDP_ALLOWED_ORIGINS="http://meteor.example:3000",
     ).wait_until_listening()
-    yield server
-    server.stop()  # its database connections are not left for the rest of the run
 
 
 def upgrade(server: ServerProcess, path: str = "/websocket", **headers: str) -> tuple[int, str]:

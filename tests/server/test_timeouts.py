@@ -26,15 +26,13 @@ GREETING = b"GET /sockjs HTTP/1.1\r\nHost: x\r\n\r\n"  # answered with a Content
 
 
 @pytest.fixture(scope="module")
-def timeouts_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = start_server(
+def timeouts_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_module_server(
         DDDP_REQUEST_HEAD_TIMEOUT="0.5",
         DDDP_CONNECT_TIMEOUT="0.5",
         DDDP_SOCKJS_HEARTBEAT_DELAY="1.5",
         DDDP_SOCKJS_DISCONNECT_DELAY="2",
     ).wait_until_listening()
-    yield server
-    server.stop()  # its database connections are not left for the rest of the run
 
 
 @pytest.fixture
@@ -117,10 +115,10 @@ def test_a_kept_alive_connection_times_each_head_from_its_first_byte(raw: socket
 
 
 def test_many_partial_heads_are_all_closed_with_one_log_line(
-    start_server: Callable[..., ServerProcess],
+    start_module_server: Callable[..., ServerProcess],
 ) -> None:
     """A slowloris attack: every socket is closed, and the log says so once (not once each)."""
-    server = start_server(DDDP_REQUEST_HEAD_TIMEOUT="0.5").wait_until_listening()
+    server = start_module_server(DDDP_REQUEST_HEAD_TIMEOUT="0.5").wait_until_listening()
     socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
     try:
         for sock in socks:
@@ -133,7 +131,6 @@ def test_many_partial_heads_are_all_closed_with_one_log_line(
     server.wait_for_log(LATE_HEAD)
     assert sum("no whole request head" in line for line in server.log) == 1
     assert "Traceback" not in server.text
-    server.stop()
 
 
 def test_a_long_poll_and_a_websocket_outlast_the_head_timeout(timeouts_server: ServerProcess) -> None:
@@ -234,10 +231,10 @@ def request(server: ServerProcess, line: str) -> bytes:
 
 
 def test_at_the_open_files_limit_accepting_backs_off_with_one_log_line(
-    start_server: Callable[..., ServerProcess],
+    start_module_server: Callable[..., ServerProcess],
 ) -> None:
     """Existing clients keep working; new ones are accepted as soon as descriptors are free."""
-    server = start_server(DDDP_REQUEST_HEAD_TIMEOUT="30").wait_until_listening()  # the flood stays
+    server = start_module_server(DDDP_REQUEST_HEAD_TIMEOUT="30").wait_until_listening()  # the flood stays
     pid = server.process.pid
     extra: list[socket.socket] = []
     with DDPClient(server.ws_url) as existing:
@@ -263,4 +260,3 @@ def test_at_the_open_files_limit_accepting_backs_off_with_one_log_line(
             assert newcomer.connect()["msg"] == "connected"
         existing.send({"msg": "ping", "id": "after"})
         assert existing.recv() == {"msg": "pong", "id": "after"}
-    server.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import websocket
@@ -18,10 +18,10 @@ from tests.server_process import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def quick_heartbeat_server(start_server: Callable[..., ServerProcess]) -> Iterator[ServerProcess]:
-    server = start_server(DDDP_HEARTBEAT_INTERVAL="0.5", DDDP_HEARTBEAT_TIMEOUT="1").wait_until_listening()
-    yield server
-    server.stop()
+def quick_heartbeat_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
+    return start_module_server(
+        DDDP_HEARTBEAT_INTERVAL="0.5", DDDP_HEARTBEAT_TIMEOUT="1"
+    ).wait_until_listening()
 
 
 def test_a_client_that_queues_replies_and_never_reads_is_released_by_the_heartbeat(
