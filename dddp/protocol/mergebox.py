@@ -15,7 +15,7 @@ observer replaces a document's dict on change rather than editing it).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple
 
 from dddp.protocol import ejson, messages
@@ -199,6 +199,31 @@ class Mergebox:
             if key != "_id":
                 doc.change_field(sub, key, value, changes, is_add=True)
         return Outgoing("changed", collection, doc_id, changes) if changes else None
+
+    def added_all_new(self, sub: Hashable, collection: str, docs: Mapping[str, Fields]) -> bool:
+        """`sub` publishes these documents at once, if the client holds none of them (D-52).
+
+        Each is then recorded, in one copy of the mapping, as its plain `added` would
+        record it: the caller sends the `added` texts it already has (every session
+        subscribing to a big publication sends the same texts). False, with nothing
+        recorded, when the client already holds one of them or one has an `_id` field:
+        the caller then adds them one by one with `added`.
+        """
+        if not docs:
+            return True
+        view = self._collections.get(collection)
+        if view is not None and (
+            sub in view.single
+            or not view.shared.keys().isdisjoint(docs)
+            or not all(held.keys().isdisjoint(docs) for held in view.single.values())
+        ):
+            return False
+        if any("_id" in fields for fields in docs.values()):
+            return False
+        if view is None:
+            view = self._collections[collection] = _CollectionView()
+        view.single[sub] = dict(docs)
+        return True
 
     def changed(
         self,

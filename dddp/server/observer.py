@@ -18,6 +18,7 @@ Observer needs no locks.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from dddp.publication_checks import (
     queryset_problems,
     unpublished_tables,
 )
+from dddp.server.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from dddp.api import Collection, Publication, Registry
@@ -95,6 +97,9 @@ class Observer:
         # after it, and whether the LISTEN connection was lost meanwhile (read again).
         self.arrived: list[Change] | None = None
         self.stale = False
+        # The documents as new subscribers get them, while some session still sends them
+        # and until they change (dddp.server.snapshot).
+        self._snapshot: weakref.ref[Snapshot] | None = None
 
     def _observe(self, where: str, queryset: Any) -> ObservedQuery:
         """How to follow one queryset; PublicationError (dddp.E006, E008, E010) if dddp cannot."""
@@ -157,6 +162,7 @@ class Observer:
         for query, rows in zip(self.queries, results, strict=True):
             query.ids = set(rows)
             self.documents.setdefault(query.name, {}).update(rows)
+        self._snapshot = None
         self.loaded = True
 
     def load(self) -> None:
@@ -236,10 +242,12 @@ class Observer:
             new = latest.get((name, doc_id), old) if member else None
             # Messages are encoded only when someone will get them (not on a first load).
             if old is None and new is not None:
+                self._snapshot = None
                 docs[doc_id] = new
                 if self.subscribers:
                     self._send("added", name, doc_id, new, (), messages.added(name, doc_id, new))
             elif old is not None and new is None:
+                self._snapshot = None
                 del docs[doc_id]
                 if self.subscribers:
                     self._send("removed", name, doc_id, {}, (), messages.removed(name, doc_id))
@@ -247,6 +255,7 @@ class Observer:
                 changed = {k: v for k, v in new.items() if k not in old or not ejson.equals(old[k], v)}
                 cleared = tuple(k for k in old if k not in new)
                 if changed or cleared:  # else keep `old`: sessions hold that very dict
+                    self._snapshot = None
                     docs[doc_id] = new
                     if self.subscribers:
                         text = messages.changed(name, doc_id, changed, cleared)
@@ -268,14 +277,11 @@ class Observer:
 
     def attach(self, session: Session, sub_id: str) -> None:
         """Add a subscriber and send it every current document."""
-        session.deliver_initial(
-            sub_id,
-            [
-                (name, doc_id, fields)
-                for name, docs in self.documents.items()
-                for doc_id, fields in docs.items()
-            ],
-        )
+        snapshot = self._snapshot() if self._snapshot is not None else None
+        if snapshot is None:
+            snapshot = Snapshot(self.documents)
+            self._snapshot = weakref.ref(snapshot)
+        session.deliver_initial(sub_id, snapshot)
         self.subscribers[(session, sub_id)] = None
 
     def detach(self, session: Session, sub_id: str) -> None:

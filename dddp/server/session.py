@@ -43,20 +43,21 @@ from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
 from dddp.server.observer import observer_key
+from dddp.server.snapshot import CHUNK_BYTES
 from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
+    from dddp.protocol.mergebox import Outgoing
     from dddp.server.app import DDPServer
     from dddp.server.observer import ObserverKey
+    from dddp.server.snapshot import Snapshot
 
 logger = logging.getLogger("dddp.server")
 
 _numbers = itertools.count(1)
 _failures = LogThrottle()  # the same failure, again and again, is logged once per interval
 
-#: Text of a new subscription's documents given to the transport at a time.
-DOCUMENTS_CHUNK = 65536
 #: Documents a new subscription merges between turns of the other greenlets.
 MERGE_SLICE = 1000
 #: Bytes waiting for the client (queued here or in the transport) past which the
@@ -86,7 +87,7 @@ class Session:
         self._requests: deque[Event] = deque()
         self._processor: gevent.Greenlet | None = None
         # Documents encoded as the client takes them, what was sent after them, the close.
-        self._outbox: deque[str | Iterator[str] | _Close] = deque()
+        self._outbox: deque[str | Iterator[list[str]] | _Close] = deque()
         self._outbox_bytes = 0
         self._writer: gevent.Greenlet | None = None
         self._held: list[str] | None = None  # deliveries of the hub's batch, written when it ends
@@ -400,26 +401,33 @@ class Session:
             # The observer encoded the message once for all; most sessions send it as is.
             self._deliver_text(text if out.passthrough and text is not None else out.to_message())
 
-    def deliver_initial(self, sub_id: str, documents: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """A new subscription's current documents (D-52), merged now, encoded as they are sent.
+    def deliver_initial(self, sub_id: str, snapshot: Snapshot) -> None:
+        """A new subscription's current documents (D-52), merged now, sent as the client takes them.
 
-        The mergebox records them at once (so later changes find them), but the
-        texts are made chunk by chunk as the client takes them: a 10,000-document
-        publication is not held a second time, as text, in every session's queue.
-        Every MERGE_SLICE documents it lets other greenlets run: 50 clients
-        subscribing to 10,000 rows would otherwise hold the event loop for
-        seconds in one go (bench/attacks.py, attack 2).
+        The mergebox records them at once (so later changes find them). A
+        collection none of whose documents the client holds yet (the common
+        case) is recorded in one step and sent as the snapshot's own texts,
+        encoded once for every session. Otherwise each document goes through
+        the mergebox, and its texts are made chunk by chunk as the client takes
+        them, letting other greenlets run every MERGE_SLICE documents.
         """
-        outgoing = []
-        for number, (collection, doc_id, fields) in enumerate(documents, 1):
-            out = self.mergebox.added(sub_id, collection, doc_id, fields)
-            if out is not None:
-                outgoing.append(out)
-            if number % MERGE_SLICE == 0:
-                gevent.sleep(0)
-        if outgoing and not self.closed:
+        queued: list[Iterator[list[str]]] = []
+        for collection, docs in snapshot.documents.items():
+            if self.mergebox.added_all_new(sub_id, collection, docs):
+                queued.append(snapshot.texts(collection))
+                continue
+            outgoing = []
+            for number, (doc_id, fields) in enumerate(docs.items(), 1):
+                out = self.mergebox.added(sub_id, collection, doc_id, fields)
+                if out is not None:
+                    outgoing.append(out)
+                if number % MERGE_SLICE == 0:
+                    gevent.sleep(0)
+            if outgoing:
+                queued.append(_encoded(outgoing))
+        if queued and not self.closed:
             self.release_held()  # what came before goes first
-            self._outbox.append(out.to_message() for out in outgoing)
+            self._outbox.extend(queued)
             self._start_writer()
 
     def withdraw(self, sub_id: str) -> None:
@@ -542,14 +550,9 @@ class Session:
                         self._outbox_bytes -= len(text)
                         batch.append(text)
                 else:
-                    size = 0
-                    for text in item:
-                        batch.append(text)
-                        size += len(text)
-                        if size >= DOCUMENTS_CHUNK:
-                            break
-                    else:
-                        self._outbox.popleft()  # all encoded
+                    batch = next(item, batch)
+                    if not batch:
+                        self._outbox.popleft()  # all sent
                 if batch:
                     self.transport.write(batch)
                     self.transport.drained()
@@ -615,6 +618,21 @@ class _Close:
     def __init__(self, code: int, reason: str):
         self.code = code
         self.reason = reason
+
+
+def _encoded(outgoing: list[Outgoing]) -> Iterator[list[str]]:
+    """The messages' texts in chunks of about CHUNK_BYTES, each made when the writer takes it."""
+    texts: list[str] = []
+    size = 0
+    for out in outgoing:
+        text = out.to_message()
+        texts.append(text)
+        size += len(text)
+        if size >= CHUNK_BYTES:
+            yield texts
+            texts, size = [], 0
+    if texts:
+        yield texts
 
 
 # Sessions holding deliveries while the hub dispatches a batch (None: not holding).

@@ -33,7 +33,7 @@ from gevent.event import Event
 from dddp.protocol import sockjs
 from dddp.protocol.websocket import CLOSE_NORMAL, text_frame
 from dddp.server.origins import OriginPolicy, Refusal
-from dddp.server.transport import TransportClosed, TransportUser
+from dddp.server.transport import SharedBatch, TransportClosed, TransportUser
 from dddp.server.websocket import FrameCache, WebSocketTransport
 
 if TYPE_CHECKING:
@@ -73,7 +73,10 @@ class SockJSWebSocketTransport(WebSocketTransport):
     def write(self, texts: Sequence[str]) -> int:
         if self.closed or self._handshake.sent:
             raise TransportClosed("transport closed")
-        data = sockjs_frame_of(texts)
+        if isinstance(texts, SharedBatch):
+            data = texts.framed("sockjs/websocket", _messages_frame)
+        else:
+            data = sockjs_frame_of(texts)
         if not self._send_now(data):
             raise TransportClosed("transport closed")
         return len(self._pending)
@@ -875,6 +878,10 @@ def sockjs_frame_of(texts: Sequence[str]) -> bytes:
     cached = _frames.get(key)
     if cached is not None and all(a is b for a, b in zip(cached[0], texts, strict=True)):
         return cached[1]
-    data = text_frame(sockjs.messages_frame(texts))
+    data = _messages_frame(texts)
     _frames.put(key, tuple(texts), sum(map(len, texts)), data)
     return data
+
+
+def _messages_frame(texts: Sequence[str]) -> bytes:
+    return text_frame(sockjs.messages_frame(texts))

@@ -21,8 +21,27 @@ The guarantees every transport gives, and the session relies on:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
+
+
+class SharedBatch(list[str]):
+    """Message texts that many sessions write as they are (a publication's current documents,
+    `dddp.server.snapshot`): each kind of transport frames them once, here, not once per session.
+    """
+
+    __slots__ = ("_frames",)
+
+    def __init__(self, texts: Iterable[str]):
+        super().__init__(texts)
+        self._frames: dict[str, bytes] = {}
+
+    def framed(self, kind: str, frame: Callable[[Sequence[str]], bytes]) -> bytes:
+        """`frame(self)`, made once per `kind` of framing and kept as long as the batch."""
+        data = self._frames.get(kind)
+        if data is None:
+            data = self._frames[kind] = frame(self)
+        return data
 
 
 class TransportClosed(Exception):

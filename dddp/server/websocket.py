@@ -38,7 +38,7 @@ from dddp.protocol.websocket import (
     frame,
     text_frame,
 )
-from dddp.server.transport import TransportClosed, TransportUser
+from dddp.server.transport import SharedBatch, TransportClosed, TransportUser
 
 logger = logging.getLogger("dddp.server")
 
@@ -144,7 +144,12 @@ class WebSocketTransport:
         """Frame the texts and send them now, or after what is pending; never blocks."""
         if self.closed or self._handshake.sent:
             raise TransportClosed("transport closed")
-        data = frame_of(texts[0]) if len(texts) == 1 else b"".join(frame_of(text) for text in texts)
+        if isinstance(texts, SharedBatch):
+            data = texts.framed("websocket", frames_of)
+        elif len(texts) == 1:
+            data = frame_of(texts[0])
+        else:
+            data = frames_of(texts)
         if not self._send_now(data):
             raise TransportClosed("transport closed")
         return len(self._pending)
@@ -316,3 +321,8 @@ def frame_of(text: str) -> bytes:
     data = text_frame(text)
     _frames.put(id(text), text, len(text), data)
     return data
+
+
+def frames_of(texts: Sequence[str]) -> bytes:
+    """The text frames of `texts`, one after the other."""
+    return b"".join(frame_of(text) for text in texts)

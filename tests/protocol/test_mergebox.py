@@ -327,6 +327,24 @@ def test_inputs_are_never_mutated() -> None:
     assert (a, b, change) == snapshots
 
 
+def test_documents_all_new_to_the_client_are_recorded_at_once_as_their_own_added() -> None:
+    box = Mergebox()
+    docs = {"x": {"f": 1}, "y": {"f": 2}}
+    assert box.added_all_new("A", "c", docs)
+    docs["z"] = {"f": 3}  # the caller's mapping is copied, its field dicts kept
+    assert len(box) == 2 and box.document("c", "y") == {"f": 2}
+    assert box.changed("A", "c", "x", {"f": 5}) == Outgoing("changed", "c", "x", {"f": 5}, (), True)
+    assert box.added_all_new("B", "c", {"z": {"g": 1}})  # other ids: still all new
+    assert not box.added_all_new("C", "c", {"w": {}, "y": {"g": 1}})  # y is held (by A)
+    assert not box.added_all_new("D", "c", {"v": {"_id": "v"}})  # D-56: not its own text
+    assert len(box) == 3 and not box.holds("c", "w") and not box.holds("c", "v")
+    assert [wire(o) for o in box.remove_subscription("A")] == [
+        {"msg": "removed", "collection": "c", "id": "x"},
+        {"msg": "removed", "collection": "c", "id": "y"},
+    ]
+    assert box.added_all_new("E", "empty", {}) and len(box) == 1
+
+
 # --- caller bugs ----------------------------------------------------------------
 
 
@@ -500,6 +518,23 @@ def test_random_operations_match_meteors_mergebox(seed: int) -> None:
                 else:
                     box.removed(sub, collection, doc_id)
             assert box.document(collection, doc_id) == before
+        elif roll < 0.14 and not any(model.holds(sub, (collection, id)) for id in IDS):
+            # A new subscription's documents, all at once where the client holds none of them.
+            docs = {id: random_fields(FIELDS) for id in IDS if rng.random() < 0.5}
+            if docs and rng.random() < 0.1:
+                docs[next(iter(docs))]["_id"] = "x"
+            snapshot = copy.deepcopy(docs)
+            if box.added_all_new(sub, collection, docs):
+                for id, fields in docs.items():
+                    outs.append(Outgoing("added", collection, id, fields, passthrough=True))
+                    model.added(sub, (collection, id), fields)
+            else:
+                for id, fields in docs.items():
+                    message = box.added(sub, collection, id, fields)
+                    model.added(sub, (collection, id), fields)
+                    if message is not None:
+                        outs.append(message)
+            assert docs == snapshot
         elif not model.holds(sub, key):
             fields = random_fields(FIELDS)
             if rng.random() < 0.05:

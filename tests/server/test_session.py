@@ -22,7 +22,8 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol import messages
-from dddp.server.session import DOCUMENTS_CHUNK, OUTPUT_PAUSE_BYTES, Session, deliveries_held
+from dddp.server.session import OUTPUT_PAUSE_BYTES, Session, deliveries_held
+from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from dddp.server.transport import TransportClosed, TransportUser
 
 
@@ -304,8 +305,8 @@ def test_a_client_that_does_not_take_its_replies_is_read_no_more_until_it_has(
     assert transport.aborted and session.close_reason == "heartbeat timed out"
 
 
-def documents(count: int) -> list[tuple[str, str, dict[str, Any]]]:
-    return [("books", str(number), {"title": "t" * 100}) for number in range(count)]
+def documents(count: int, first: int = 0) -> Snapshot:
+    return Snapshot({"books": {str(number): {"title": "t" * 100} for number in range(first, first + count)}})
 
 
 def test_a_subscriptions_documents_are_encoded_as_the_client_takes_them(transport: FakeTransport) -> None:
@@ -315,12 +316,39 @@ def test_a_subscriptions_documents_are_encoded_as_the_client_takes_them(transpor
     session.send(messages.ready(["s1"]))
     gevent.sleep(0)
     first = [message["id"] for message in transport.received()]
-    assert 0 < len(first) * 100 < 2 * DOCUMENTS_CHUNK  # one chunk, not all 2000
+    assert 0 < len(first) * 100 < 2 * CHUNK_BYTES  # one chunk, not all 2000
     while transport.pending_bytes:
         transport.catch_up()
     rest = transport.received()
     assert [m["id"] for m in rest[:-1]] == [str(n) for n in range(len(first), 2000)]
     assert rest[-1] == {"msg": "ready", "subs": ["s1"]}  # after every document (D-52)
+
+
+def test_sessions_given_one_snapshot_send_the_very_same_texts() -> None:
+    snapshot = documents(2000)
+    transports = [FakeTransport(), FakeTransport()]
+    for transport in transports:
+        connected(transport).deliver_initial("s1", snapshot)
+    gevent.sleep(0.01)
+    first, second = ([text for write in t.writes for text in write] for t in transports)
+    assert len(first) == 2000
+    assert all(a is b for a, b in zip(first, second, strict=True))  # encoded once for both
+    assert [json.loads(text)["id"] for text in first] == [str(n) for n in range(2000)]
+
+
+def test_documents_the_client_holds_already_go_through_the_mergebox_one_by_one() -> None:
+    transport = FakeTransport()
+    session = connected(transport)
+    session.deliver_initial("s1", documents(3))  # books 0, 1, 2
+    session.deliver_initial("s2", Snapshot({"books": {"2": {"title": "t" * 100, "pages": 9}, "3": {}}}))
+    gevent.sleep(0.01)
+    assert transport.received()[3:] == [
+        {"msg": "changed", "collection": "books", "id": "2", "fields": {"pages": 9}},  # D-71: new fields only
+        {"msg": "added", "collection": "books", "id": "3"},
+    ]
+    session.withdraw("s1")
+    assert [(m["msg"], m["id"]) for m in transport.received()] == [("removed", "0"), ("removed", "1")]
+    assert session.mergebox.document("books", "2") == {"title": "t" * 100, "pages": 9}
 
 
 def test_a_close_goes_after_the_documents_still_queued(transport: FakeTransport) -> None:

@@ -41,6 +41,35 @@ def test_the_frame_cache_frames_a_shared_text_once_and_keeps_no_large_text() -> 
         assert module._frames.bytes <= module._frames.max_bytes
 
 
+def test_a_shared_batch_is_framed_once_for_every_socket_it_goes_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A publication's documents (dddp.server.snapshot) go to many sessions as one SharedBatch."""
+    from dddp.protocol.websocket import text_frame
+    from dddp.server import websocket as module
+    from dddp.server.transport import SharedBatch
+
+    framed: list[object] = []
+
+    def frames_of(texts: list[str]) -> bytes:
+        framed.append(texts)
+        return b"".join(map(text_frame, texts))
+
+    monkeypatch.setattr(module, "frames_of", frames_of)
+    batch = SharedBatch(['{"msg":"added","collection":"c","id":"1"}', '{"msg":"ready","subs":["s"]}'])
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        for ours, _ in pairs:
+            transport = WebSocketTransport(ours.detach(), "test:1", 1 << 20)
+            assert transport.write(batch) == 0
+            transport._sock.close()
+        expected = b"".join(map(text_frame, batch))
+        assert [theirs.recv(1000) for _, theirs in pairs] == [expected] * 3
+        assert framed == [batch]  # once, not once per socket
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
 class Recorder:
     """A TransportUser that records what the transport tells it."""
 
