@@ -80,17 +80,22 @@ class FrameParser:
     """Turns the bytes a client sends into whole messages and control frames."""
 
     __slots__ = (
-        "_buffer",
         "_closed",
         "_fragment_count",
         "_fragments",
         "_fragments_opcode",
+        "_head",
+        "_partial",
         "max_message_size",
     )
 
     def __init__(self, max_message_size: int):
         self.max_message_size = max_message_size
-        self._buffer = b""
+        self._head = b""  # the start of a frame whose header is not all in yet
+        # The frame whose header is in but not all its payload: unmasked as each read
+        # brings a piece, so that a big frame costs each read its share, and no read
+        # copies or unmasks the whole of it at once.
+        self._partial: _PartialFrame | None = None
         # A fragmented message's payload so far: one buffer, not one object per
         # fragment (a million one-byte fragments would cost 50 times their size).
         self._fragments = bytearray()
@@ -102,25 +107,47 @@ class FrameParser:
         """The events completed by `data`, in order; a Violation, if any, is the last."""
         if self._closed:
             return []
-        buffer = self._buffer + data if self._buffer else data
         events: list[Event] = []
-        offset = 0
         try:
-            while not self._closed:
+            if self._partial is not None:
+                data = self._continue(data, events)
+            buffer = self._head + data if self._head else data
+            self._head = b""
+            offset = 0
+            while not self._closed and offset < len(buffer):
                 parsed = self._frame(buffer, offset)
                 if parsed is None:
+                    self._head = buffer[offset:]
                     break
                 offset, event = parsed
                 if event is not None:
                     events.append(event)
         except FrameError as exc:
             self._closed = True
+            self._head, self._partial = b"", None
             events.append(Violation(exc.code, exc.reason))
-        self._buffer = b"" if self._closed else buffer[offset:]
         return events
 
+    def _continue(self, data: bytes, events: list[Event]) -> bytes:
+        """Add to the frame in progress; what follows it in `data`, if it is now complete."""
+        partial = self._partial
+        assert partial is not None
+        missing = partial.length - partial.held
+        partial.add(data[:missing])
+        if partial.held < partial.length:
+            return b""
+        self._partial = None
+        event = self._event(partial.opcode, partial.fin, b"".join(partial.pieces))
+        if event is not None:
+            events.append(event)
+        return data[missing:]
+
     def _frame(self, buffer: bytes, start: int) -> tuple[int, Event | None] | None:
-        """Parse one frame at `start`: (the offset after it, its event), or None if incomplete."""
+        """Parse one frame at `start`: (the offset after it, its event), or None if its header is incomplete.
+
+        A frame whose payload is not all in is kept as the partial frame; its
+        offset is then the end of the buffer, and its event comes with a later feed.
+        """
         available = len(buffer) - start
         if available < 2:
             return None
@@ -142,11 +169,16 @@ class FrameParser:
                 return None
             (length,) = struct.unpack_from("!Q", buffer, start + 2)
         self._check(opcode, bool(fin), length)
-        end = start + header + 4 + length
-        if len(buffer) < end:
+        if available < header + 4:
             return None
         mask = buffer[start + header : start + header + 4]
-        payload = _unmask(buffer[start + header + 4 : end], mask)
+        payload_start = start + header + 4
+        end = payload_start + length
+        if len(buffer) < end:
+            self._partial = _PartialFrame(opcode, bool(fin), length, mask)
+            self._partial.add(buffer[payload_start:])
+            return len(buffer), None
+        payload = _unmask(buffer[payload_start:end], mask)
         return end, self._event(opcode, bool(fin), payload)
 
     def _check(self, opcode: int, fin: bool, length: int) -> None:
@@ -211,6 +243,23 @@ def _close_request(payload: bytes) -> CloseRequest:
     except UnicodeDecodeError:
         raise FrameError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8") from None
     return CloseRequest(code, reason)
+
+
+class _PartialFrame:
+    """A frame whose payload is still coming: its header, and its payload so far, unmasked."""
+
+    __slots__ = ("fin", "held", "length", "mask", "opcode", "pieces")
+
+    def __init__(self, opcode: int, fin: bool, length: int, mask: bytes):
+        self.opcode, self.fin, self.length, self.mask = opcode, fin, length, mask
+        self.pieces: list[bytes] = []
+        self.held = 0
+
+    def add(self, piece: bytes) -> None:
+        if piece:
+            phase = self.held % 4  # where in the 4-byte key this piece starts
+            self.pieces.append(_unmask(piece, self.mask[phase:] + self.mask[:phase]))
+            self.held += len(piece)
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:

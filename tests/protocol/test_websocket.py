@@ -212,6 +212,18 @@ def test_a_70000_byte_message_fed_in_small_chunks() -> None:
     assert parse(*chunks) == [TextMessage("c" * 70_000)]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_frames_cut_at_random_places_give_the_same_events_as_whole(seed: int) -> None:
+    """A frame's payload is unmasked piece by piece as reads bring it: every cut, any mask."""
+    rng = random.Random(seed)
+    messages = ["".join(rng.choice("ab✓é{}") for _ in range(rng.choice([0, 3, 125, 126, 4000, 70_000])))
+                for _ in range(6)]  # fmt: skip
+    data = b"".join(text(message, mask=rng.randbytes(4)) for message in messages)
+    cuts = sorted(rng.sample(range(1, len(data)), 40))
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    assert parse(*chunks) == [TextMessage(message) for message in messages]
+
+
 def test_longer_length_encodings_than_needed_are_accepted() -> None:
     assert parse(text("short", length_bits=16), text("short", length_bits=64)) == [
         TextMessage("short"),
