@@ -77,7 +77,9 @@ class WebSocketTransport:
         self._handshake = CloseHandshake()
         self._user: TransportUser | None = None
         self._watcher: Any = None
-        self._pending = b""  # written, not yet taken by the socket
+        # Written, not yet taken by the socket; a bytearray, as its appends and its
+        # removals from the front cost only what they add or take.
+        self._pending = bytearray()
         self._flusher: gevent.Greenlet | None = None
         self._drained: Event | None = None  # made only while someone waits for it
         self._close_timer: Any = None
@@ -145,7 +147,7 @@ class WebSocketTransport:
         if self.closed or self._handshake.sent:
             raise TransportClosed("transport closed")
         if isinstance(texts, SharedBatch):
-            data = texts.framed("websocket", frames_of)
+            data = texts.framed("websocket", _joined_frames)
         elif len(texts) == 1:
             data = frame_of(texts[0])
         else:
@@ -208,7 +210,7 @@ class WebSocketTransport:
             self._end(f"socket error: {exc}")
             return False
         if sent < len(data):
-            self._pending = data[sent:]
+            self._pending += memoryview(data)[sent:]
             self._flusher = gevent.spawn(self._flush)
         return True
 
@@ -223,7 +225,7 @@ class WebSocketTransport:
                 except OSError as exc:
                     self._end(f"socket error: {exc}")
                     return
-                self._pending = self._pending[sent:]
+                del self._pending[:sent]
                 if self._pending:
                     wait_write(self._sock.fileno())
         finally:
@@ -326,3 +328,8 @@ def frame_of(text: str) -> bytes:
 def frames_of(texts: Sequence[str]) -> bytes:
     """The text frames of `texts`, one after the other."""
     return b"".join(frame_of(text) for text in texts)
+
+
+def _joined_frames(texts: Sequence[str]) -> bytes:
+    # A SharedBatch keeps its own frames: its texts would only crowd the cache out.
+    return b"".join(map(text_frame, texts))
