@@ -42,6 +42,7 @@ from dddp.protocol.errors import (
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
+from dddp.server.lane import LARGE_MESSAGE, lane
 from dddp.server.observer import observer_key
 from dddp.server.snapshot import CHUNK_BYTES
 from dddp.server.transport import Transport, TransportClosed
@@ -96,6 +97,8 @@ class Session:
         self._max_pending = server.max_pending_requests
         self._requests_paused = False  # backpressure: too many requests unanswered
         self._output_paused = False  # backpressure: too much output the client has not taken
+        self._large_paused = False  # a big message waits its turn in the lane
+        self._waiting: list[str] | None = None  # that message, and what was read after it
         self._finished = False
 
     # --- the connection's life ------------------------------------------------------
@@ -159,6 +162,30 @@ class Session:
     def receive(self, message: str) -> None:
         if self.closed:
             return
+        if self._waiting is not None:  # behind a big message: in order
+            self._waiting.append(message)
+            return
+        if len(message) > LARGE_MESSAGE:
+            self._waiting = [message]
+            self._pause_reading(large=True)
+            lane.put(self)
+            return
+        self._receive_now(message)
+
+    def receive_waiting(self) -> None:
+        """The lane's turn (`dddp.server.lane`): the big message, and what came after it."""
+        texts, self._waiting = self._waiting or [], None
+        for number, text in enumerate(texts):
+            if self.closed:
+                return
+            if number and len(text) > LARGE_MESSAGE:
+                self._waiting = texts[number:]
+                lane.put(self)
+                return
+            self._receive_now(text)
+        self._resume_reading(large=True)
+
+    def _receive_now(self, message: str) -> None:
         events = self.protocol.receive(message, time.monotonic())
         self.flush_protocol()
         for event in events:
@@ -212,20 +239,27 @@ class Session:
             if self._requests_paused:
                 self._resume_reading(requests=True)
 
-    def _pause_reading(self, *, requests: bool = False, output: bool = False) -> None:
-        was_reading = not (self._requests_paused or self._output_paused)
+    @property
+    def _reading(self) -> bool:
+        return not (self._requests_paused or self._output_paused or self._large_paused)
+
+    def _pause_reading(self, *, requests: bool = False, output: bool = False, large: bool = False) -> None:
+        was_reading = self._reading
         self._requests_paused |= requests
         self._output_paused |= output
+        self._large_paused |= large
         if was_reading and not self._finished:
             self.transport.pause_reading()
 
-    def _resume_reading(self, *, requests: bool = False, output: bool = False) -> None:
-        was_paused = self._requests_paused or self._output_paused
+    def _resume_reading(self, *, requests: bool = False, output: bool = False, large: bool = False) -> None:
+        was_paused = not self._reading
         if requests:
             self._requests_paused = False
         if output:
             self._output_paused = False
-        if was_paused and not (self._requests_paused or self._output_paused) and not self._finished:
+        if large:
+            self._large_paused = False
+        if was_paused and self._reading and not self._finished:
             self.transport.resume_reading()
 
     def _call_method(self, call: CallMethod) -> None:
@@ -587,7 +621,7 @@ class Session:
 
     def check_heartbeat(self, now: float) -> None:
         """Called by the server's ticker: ping an idle client, drop a silent one (D-22)."""
-        if self._requests_paused and not self._output_paused:
+        if (self._requests_paused or self._large_paused) and not self._output_paused:
             # We are not reading it: its silence is ours. (Not while it does not take its
             # output either: a client that reads nothing is dropped by the heartbeat.)
             self.protocol.client_alive(now)

@@ -9,8 +9,11 @@ subscribes and gives the same one to everyone who subscribes before its
 documents change: the texts are encoded once, as the first of them reaches
 each chunk, and every transport frames each chunk once (`SharedBatch`).
 
-The observer keeps only a weak reference: a snapshot lives while some session
-still has its documents to send, and no longer.
+The observer keeps only a weak reference. A snapshot lives while some session
+still has its documents to send, and for SNAPSHOT_LINGER seconds from its
+making: subscribers arriving one after another (each sent everything before
+the next comes) share it too, and a big publication's texts are not kept for
+good beside its documents.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
+
 from dddp.protocol import messages
 from dddp.server.transport import SharedBatch
 
 #: Text of a new subscription's documents given to the transport at a time.
 CHUNK_BYTES = 65536
+#: Seconds a snapshot is kept from its making, even when no session is sending it.
+SNAPSHOT_LINGER = 10.0
 
 Documents = dict[str, dict[str, dict[str, Any]]]  # collection -> id -> fields
 
@@ -37,6 +44,7 @@ class Snapshot:
         # shared, as an observer replaces a document's dict rather than editing it.
         self.documents: Documents = {name: dict(docs) for name, docs in documents.items() if docs}
         self._encodings = {name: _Encoding(name, docs) for name, docs in self.documents.items()}
+        gevent.spawn_later(SNAPSHOT_LINGER, _let_go, self)
 
     def texts(self, collection: str) -> Iterator[SharedBatch]:
         """The collection's `added` texts, in chunks of about CHUNK_BYTES, encoded on first use.
@@ -48,6 +56,10 @@ class Snapshot:
         while index < len(encoding.chunks) or encoding.encode_next():
             yield encoding.chunks[index]
             index += 1
+
+
+def _let_go(snapshot: Snapshot) -> None:
+    """Called SNAPSHOT_LINGER seconds after the snapshot was made: the timer held it until now."""
 
 
 class _Encoding:

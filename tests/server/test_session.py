@@ -22,6 +22,7 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol import messages
+from dddp.server.lane import lane
 from dddp.server.session import OUTPUT_PAUSE_BYTES, Session, deliveries_held
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from dddp.server.transport import TransportClosed, TransportUser
@@ -280,6 +281,13 @@ def test_a_client_that_does_not_keep_up_is_dropped(transport: FakeTransport) -> 
     assert session.close_reason == "too slow: over 1000 bytes waiting to be sent"
 
 
+def send_big(transport: FakeTransport, message: dict[str, Any]) -> None:
+    """The client sends a message over LARGE_MESSAGE, and the lane (dddp.server.lane) takes its turn."""
+    transport.client_sends(message)
+    while len(lane):
+        gevent.sleep(0)
+
+
 def test_a_client_that_does_not_take_its_replies_is_read_no_more_until_it_has(
     transport: FakeTransport,
 ) -> None:
@@ -289,15 +297,15 @@ def test_a_client_that_does_not_take_its_replies_is_read_no_more_until_it_has(
     transport.slow = True
     big_ping = {"msg": "ping", "id": "p" * (OUTPUT_PAUSE_BYTES // 4 - 100)}  # its pong: a quarter
     for _ in range(4):
-        transport.client_sends(big_ping)
+        send_big(transport, big_ping)
         assert transport.reading  # up to OUTPUT_PAUSE_BYTES waiting
-    transport.client_sends(big_ping)
+    send_big(transport, big_ping)
     assert not transport.reading
     transport.catch_up()
     assert transport.reading
     # One that never takes them is not kept alive by the pause: its heartbeat times out.
     for _ in range(5):
-        transport.client_sends(big_ping)
+        send_big(transport, big_ping)
     assert not transport.reading
     now = session.protocol._last_received or 0.0
     session.check_heartbeat(now + 1.5)  # a ping, which it does not take either

@@ -11,10 +11,12 @@ import json
 from typing import Any
 
 import gevent
+import pytest
 
 from dddp.api import API
 from dddp.changes import Change
 from dddp.protocol import messages
+from dddp.server import snapshot as snapshot_module
 from dddp.server.observer import Observer
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from tests.server.test_session import FakeTransport, connected
@@ -87,11 +89,17 @@ def test_subscribers_attaching_before_a_change_share_one_snapshot_and_after_it_g
     assert (last["msg"], last["id"], last["fields"]["text"]) == ("changed", "0", "edited")
 
 
-def test_a_snapshot_is_let_go_once_its_sessions_have_sent_it() -> None:
+def test_a_snapshot_is_kept_a_while_after_it_was_sent_then_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot_module, "SNAPSHOT_LINGER", 0.2)
     observer = notes_observer(100)
-    transport = FakeTransport()
-    observer.attach(connected(transport), "a")
+    first, second = FakeTransport(), FakeTransport()
+    observer.attach(connected(first), "a")
     gevent.sleep(0)
-    assert len(transport.received()) == 100
+    texts = first.writes[-1]
+    assert len(first.received()) == 100  # all sent: no session holds the snapshot now
+    observer.attach(connected(second), "b")  # one after the other: the same texts
+    gevent.sleep(0)
+    assert all(a is b for a, b in zip(texts, second.writes[-1], strict=True))
+    gevent.sleep(0.3)
     gc.collect()
     assert observer._snapshot is not None and observer._snapshot() is None

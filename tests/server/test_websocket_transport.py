@@ -49,11 +49,11 @@ def test_a_shared_batch_is_framed_once_for_every_socket_it_goes_to(monkeypatch: 
 
     framed: list[object] = []
 
-    def frames_of(texts: list[str]) -> bytes:
+    def joined_frames(texts: list[str]) -> bytes:
         framed.append(texts)
         return b"".join(map(text_frame, texts))
 
-    monkeypatch.setattr(module, "frames_of", frames_of)
+    monkeypatch.setattr(module, "_joined_frames", joined_frames)
     batch = SharedBatch(['{"msg":"added","collection":"c","id":"1"}', '{"msg":"ready","subs":["s"]}'])
     pairs = [socket.socketpair() for _ in range(3)]
     try:

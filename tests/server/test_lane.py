@@ -1,0 +1,60 @@
+"""The large-message lane: big client messages take turns, small ones never wait behind them.
+
+In process, real Sessions on test_session's fake transport.
+"""
+
+from __future__ import annotations
+
+import gevent
+
+from dddp.server.lane import LARGE_MESSAGE, lane
+from tests.server.test_session import FakeTransport, connected
+
+
+def big_ping(name: str) -> dict[str, str]:
+    return {"msg": "ping", "id": name + "." * LARGE_MESSAGE}
+
+
+def pongs(transport: FakeTransport) -> list[str]:
+    return [message["id"].rstrip(".") for message in transport.received() if message["msg"] == "pong"]
+
+
+def test_a_big_message_waits_its_turn_and_what_came_after_it_waits_behind_it() -> None:
+    transport = FakeTransport()
+    connected(transport)
+    transport.client_sends(big_ping("big"))
+    transport.client_sends({"msg": "ping", "id": "small"})  # read along with it
+    assert not transport.reading  # nothing more is read meanwhile
+    assert pongs(transport) == []  # not handled in the transport's callback
+    gevent.sleep(0)
+    assert pongs(transport) == ["big", "small"]  # in order (D-84)
+    assert transport.reading
+
+
+def test_small_messages_of_other_clients_do_not_wait_behind_big_ones() -> None:
+    flooder, other = FakeTransport(), FakeTransport()
+    connected(flooder)
+    connected(other)
+    for number in range(3):
+        flooder.client_sends(big_ping(str(number)))
+    other.client_sends({"msg": "ping", "id": "small"})
+    assert pongs(other) == ["small"]  # at once
+    gevent.sleep(0)
+    assert pongs(flooder) == ["0"]  # one big message per turn of the loop
+    while len(lane):
+        gevent.sleep(0)
+    assert pongs(flooder) == ["1", "2"]
+
+
+def test_big_messages_of_several_clients_take_turns() -> None:
+    first, second = FakeTransport(), FakeTransport()
+    connected(first)
+    connected(second)
+    order: list[str] = []
+    for transport in (first, second):
+        transport.client_sends(big_ping("a"))
+        transport.client_sends(big_ping("b"))
+    while len(lane) or not order:
+        gevent.sleep(0)
+        order += [f"first {id}" for id in pongs(first)] + [f"second {id}" for id in pongs(second)]
+    assert order == ["first a", "second a", "first b", "second b"]
