@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: Characters past which a client message waits its turn in the lane.
 LARGE_MESSAGE = 65536
+#: What the lane waits after each message: long enough to come after a turn of the loop.
+TURN = 0.0001
 
 
 class Lane:
@@ -47,7 +49,9 @@ class Lane:
         try:
             while self._waiting:
                 self._waiting.popleft().receive_waiting()
-                gevent.sleep(0)
+                # Not sleep(0): gevent runs up to 50 callbacks, this one again among
+                # them, before it polls the sockets; a timer comes after the poll.
+                gevent.sleep(TURN)
         finally:
             self._worker = None
 
