@@ -128,6 +128,12 @@ class FrameParser:
             events.append(Violation(exc.code, exc.reason))
         return events
 
+    def close(self) -> None:
+        """Parse nothing more: what was kept of unfinished frames and messages is dropped."""
+        self._closed = True
+        self._head, self._partial = b"", None
+        self._fragments, self._fragment_count, self._fragments_opcode = bytearray(), 0, 0
+
     def _continue(self, data: bytes, events: list[Event]) -> bytes:
         """Add to the frame in progress; what follows it in `data`, if it is now complete."""
         partial = self._partial
@@ -137,7 +143,7 @@ class FrameParser:
         if partial.held < partial.length:
             return b""
         self._partial = None
-        event = self._event(partial.opcode, partial.fin, b"".join(partial.pieces))
+        event = self._event(partial.opcode, partial.fin, partial.payload)
         if event is not None:
             events.append(event)
         return data[missing:]
@@ -203,14 +209,14 @@ class FrameParser:
                 CLOSE_TOO_BIG, f"message too big: over {self.max_message_size} bytes (DDDP_MAX_MESSAGE_SIZE)"
             )
 
-    def _event(self, opcode: int, fin: bool, payload: bytes) -> Event | None:
+    def _event(self, opcode: int, fin: bool, payload: bytes | bytearray) -> Event | None:
         if opcode == OPCODE_PING:
-            return Ping(payload)
+            return Ping(bytes(payload))
         if opcode == OPCODE_PONG:
-            return Pong(payload)
+            return Pong(bytes(payload))
         if opcode == OPCODE_CLOSE:
             self._closed = True
-            return _close_request(payload)
+            return _close_request(bytes(payload))
         if opcode != OPCODE_CONTINUATION:
             self._fragments_opcode = opcode
         if not fin:
@@ -248,18 +254,23 @@ def _close_request(payload: bytes) -> CloseRequest:
 class _PartialFrame:
     """A frame whose payload is still coming: its header, and its payload so far, unmasked."""
 
-    __slots__ = ("fin", "held", "length", "mask", "opcode", "pieces")
+    __slots__ = ("fin", "length", "mask", "opcode", "payload")
 
     def __init__(self, opcode: int, fin: bool, length: int, mask: bytes):
         self.opcode, self.fin, self.length, self.mask = opcode, fin, length, mask
-        self.pieces: list[bytes] = []
-        self.held = 0
+        # One buffer, grown as pieces come (not allocated at `length` up front, which a
+        # header alone would then cost): past 128 KiB, glibc gives it pages of its own,
+        # which go back to the system when it is freed.
+        self.payload = bytearray()
+
+    @property
+    def held(self) -> int:
+        return len(self.payload)
 
     def add(self, piece: bytes) -> None:
         if piece:
-            phase = self.held % 4  # where in the 4-byte key this piece starts
-            self.pieces.append(_unmask(piece, self.mask[phase:] + self.mask[:phase]))
-            self.held += len(piece)
+            phase = len(self.payload) % 4  # where in the 4-byte key this piece starts
+            self.payload += _unmask(piece, self.mask[phase:] + self.mask[:phase])
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:

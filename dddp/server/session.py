@@ -142,6 +142,12 @@ class Session:
         self.protocol.close()
         self.transport.abort()
         self._drop_output()
+        # What it held goes now: a session is in reference cycles (with its transport,
+        # its greenlets), freed only when the cyclic collector next runs, which an idle
+        # server may not do for minutes (50 zombies' mergeboxes and input: 70 MiB).
+        self.mergebox = Mergebox()
+        self._waiting = None
+        self._requests.clear()
         self.server.forget(self)
         if self.subscriptions:
             gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))

@@ -263,6 +263,10 @@ class WebSocketTransport:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        # Nothing more is read or sent: what is held for either goes now, not when the
+        # cyclic collector frees the transport (see Session._finish).
+        self._parser.close()
+        self._pending = bytearray()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:

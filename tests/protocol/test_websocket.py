@@ -224,6 +224,15 @@ def test_frames_cut_at_random_places_give_the_same_events_as_whole(seed: int) ->
     assert parse(*chunks) == [TextMessage(message) for message in messages]
 
 
+def test_a_closed_parser_drops_what_it_held_and_parses_nothing_more() -> None:
+    parser = FrameParser(LIMIT)
+    data = text("x" * 70_000)
+    assert parser.feed(data[:40_000]) == []
+    parser.close()
+    assert parser._partial is None
+    assert parser.feed(data[40_000:]) == [] and parser.feed(text("next")) == []
+
+
 def test_longer_length_encodings_than_needed_are_accepted() -> None:
     assert parse(text("short", length_bits=16), text("short", length_bits=64)) == [
         TextMessage("short"),

@@ -22,7 +22,7 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol import messages
-from dddp.server.lane import lane
+from dddp.server.lane import LARGE_MESSAGE, lane
 from dddp.server.session import OUTPUT_PAUSE_BYTES, Session, deliveries_held
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from dddp.server.transport import TransportClosed, TransportUser
@@ -388,6 +388,16 @@ def test_when_the_client_closes_nothing_more_is_sent_or_handled(transport: FakeT
         transport.catch_up()
     assert transport.received() == []  # what waited was dropped with the session's queue
     assert session.close_reason == "closed by the client"
+
+
+def test_a_finished_session_lets_go_of_its_documents_and_input_at_once(transport: FakeTransport) -> None:
+    """Not when the cyclic collector frees the session, which an idle server may not run for minutes."""
+    session = connected(transport)
+    session.deliver_initial("s1", documents(10))
+    transport.slow = True
+    transport.client_sends({"msg": "ping", "id": "p" * (LARGE_MESSAGE + 1)})  # waits in the lane
+    session.transport_ended("the client went away without a close frame")
+    assert len(session.mergebox) == 0 and session._waiting is None
 
 
 def test_the_end_of_the_transport_forgets_the_session_once_and_logs_it(
