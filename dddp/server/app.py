@@ -13,6 +13,7 @@ from gevent.event import Event
 from dddp.api import Registry
 from dddp.log_throttle import LogThrottle, left_out
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
+from dddp.server.heap import start_heap_trimmer
 from dddp.server.hub import Hub
 from dddp.server.origins import OriginPolicy, Refusal
 from dddp.server.session import Session
@@ -92,6 +93,7 @@ class DDPServer:
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
+        self._heap_trimmer = start_heap_trimmer()
         self.sockjs = SockJSEndpoints(
             self,
             heartbeat_delay=sockjs_heartbeat_delay,
@@ -273,6 +275,8 @@ class DDPServer:
         if self.test_services is not None:
             self.test_services.abort_all()
         self._ticker.kill(block=False)
+        if self._heap_trimmer is not None:
+            self._heap_trimmer.kill(block=False)
         self.hub.stop(STOP_GRACE)
 
 
