@@ -38,7 +38,13 @@ from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer, ObserverKey, observer_key
 from dddp.server.session import deliveries_held
-from dddp.server.workers import STOP_GRACE, WorkerPool, close_broken_connections, forget_queries
+from dddp.server.workers import (
+    STOP_GRACE,
+    WorkerPool,
+    close_broken_connections,
+    collect_soon,
+    forget_queries,
+)
 
 if TYPE_CHECKING:
     from dddp.api import Publication, Registry
@@ -320,6 +326,7 @@ def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: i
             return func(*args)
         except (OperationalError, InterfaceError) as exc:
             close_broken_connections()
+            collect_soon()
             if attempt == attempts - 1:
                 raise
             count = _retries_logged.allow("database unavailable")  # one line per interval

@@ -21,6 +21,8 @@ import psycopg2.extensions
 from gevent.event import AsyncResult
 from gevent.select import select
 
+from dddp.server.workers import collect_soon
+
 logger = logging.getLogger("dddp.server")
 
 Notification = tuple[str, str]  # (channel, payload)
@@ -95,6 +97,7 @@ class Listener:
                     "lost the LISTEN connection (%s); reconnecting in %.1fs", _first_line(exc), delay
                 )
                 self._close()
+                collect_soon()  # a failed attempt's socket is freed with its cycles
                 gevent.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

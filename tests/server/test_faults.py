@@ -17,6 +17,7 @@ import websocket
 from django.db import connection
 
 from dddp.database import database_url
+from dddp.server import workers
 from tests.ddp_client import DDPClient
 from tests.server_process import REPO, ServerProcess
 from tests.testapp.models import Author, Book
@@ -260,6 +261,28 @@ def test_while_the_database_is_down_a_method_gets_503_at_once_and_one_log_line(
         while client.call("count_notes", "x", id="after")["result"].get("error"):
             assert time.monotonic() < deadline, "no method worked again after the database came back"
             time.sleep(0.5)
+
+
+def open_files(server: ServerProcess) -> int:
+    return len(os.listdir(f"/proc/{server.process.pid}/fd"))
+
+
+def test_failed_connection_attempts_leave_no_socket_open(
+    outage: tuple[ServerProcess, DatabaseSwitch],
+) -> None:
+    """Issue 9, attack 11: each failed attempt's socket stayed open until the cyclic collector ran."""
+    server, switch = outage
+    with DDPClient(server.ws_url) as client:
+        client.connect()
+        assert client.call("count_notes", "x", id="before")["result"]["result"] == 0
+        before = open_files(server)
+        with switch.down():
+            for n in range(30):
+                assert client.call("count_notes", "x", id=f"down{n}")["result"]["error"]["error"] == 503
+            deadline = time.monotonic() + 2 + workers.COLLECT_DELAY
+            while open_files(server) > before + 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert open_files(server) <= before + 10  # not one per failed attempt (30)
 
 
 def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_no_traceback(
