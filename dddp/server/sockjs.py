@@ -86,6 +86,11 @@ class SockJSWebSocketTransport(WebSocketTransport):
             self._send_now(text_frame(sockjs.close_frame(code, reason)))
         super().close(CLOSE_NORMAL, reason)
 
+    def _fail(self, code: int, reason: str) -> None:
+        if not (self.closed or self._handshake.sent):
+            self._send_now(text_frame(sockjs.close_frame(code, reason)))
+        super()._fail(CLOSE_NORMAL, reason)
+
 
 class _Unframing:
     """Between a SockJS websocket and its session: each text frame is a list of messages (S-11)."""

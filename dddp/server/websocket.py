@@ -54,6 +54,7 @@ class WebSocketTransport:
     __slots__ = (
         "_close_timer",
         "_drained",
+        "_failed",
         "_flusher",
         "_handshake",
         "_parser",
@@ -74,6 +75,7 @@ class WebSocketTransport:
             # ACKs what went before, and clients delay ACKs by up to 40 ms.
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._parser = FrameParser(max_message_size)
+        self._failed: str | None = None  # the client broke the protocol: why
         self._handshake = CloseHandshake()
         self._user: TransportUser | None = None
         self._watcher: Any = None
@@ -138,7 +140,7 @@ class WebSocketTransport:
                 self._end_when_done("closed by the client")
             elif isinstance(event, Violation):
                 user.transport_closing(event.reason)
-                self.close(event.code, event.reason)
+                self._fail(event.code, event.reason)
 
     # --- writing -----------------------------------------------------------------
 
@@ -182,13 +184,32 @@ class WebSocketTransport:
                 CLOSE_HANDSHAKE_TIMEOUT, self._end, "no answer to our close frame"
             )
 
+    def _fail(self, code: int, reason: str) -> None:
+        """The client broke the protocol: our close frame, then the end once it is out (RFC 6455 7.1.7).
+
+        Nothing the client sends after the violation can be parsed, not even a close
+        frame answering ours, so waiting for one only read and dropped whatever it
+        went on sending (a flood of fragments, for CLOSE_HANDSHAKE_TIMEOUT).
+        """
+        close = self._handshake.close(code, reason)
+        if self.closed:
+            return
+        if close is not None:
+            self._send_now(close)
+        self._failed = reason
+        self.pause_reading()
+        if not self._pending:
+            self._end(reason)
+        elif self._close_timer is None:
+            self._close_timer = gevent.spawn_later(CLOSE_HANDSHAKE_TIMEOUT, self._end, reason)
+
     def pause_reading(self) -> None:
         """Stop the read watcher: the kernel's buffers fill, then the client's sends wait."""
         if self._watcher is not None:
             self._watcher.stop()
 
     def resume_reading(self) -> None:
-        if self._watcher is not None and not self.closed:
+        if self._watcher is not None and not self.closed and self._failed is None:
             self._watcher.start(self._on_readable)
 
     def abort(self) -> None:
@@ -243,7 +264,9 @@ class WebSocketTransport:
 
     def _end_when_done(self, reason: str) -> None:
         """Both close frames are sent: shut the connection once our frame is out (RFC 6455 7.1.1)."""
-        if self._handshake.done and not self._pending:
+        if self._failed is not None and not self._pending:
+            self._end(self._failed)
+        elif self._handshake.done and not self._pending:
             self._end(reason)
 
     def _end(self, reason: str) -> None:

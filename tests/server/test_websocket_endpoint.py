@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -263,6 +264,30 @@ def test_message_over_the_size_limit_closes_with_1009(small_limit_server: Server
         assert "1000 bytes" in reason and "DDDP_MAX_MESSAGE_SIZE" in reason
         bystander.send({"msg": "ping", "id": "b"})
         assert bystander.recv() == {"msg": "pong", "id": "b"}
+
+
+def test_after_a_violation_the_connection_ends_at_once_whatever_the_client_goes_on_sending(
+    small_limit_server: ServerProcess,
+) -> None:
+    """RFC 6455 7.1.7: nothing after the violation can be parsed, not even a close frame; the server
+    read and dropped a flood of fragments for the close handshake's timeout (5 s)."""
+    with DDPClient(small_limit_server.ws_url) as ddp:
+        ddp.connect()
+        started = time.monotonic()
+        ddp.ws.send_frame(websocket.ABNF.create_frame("x" * 1001, websocket.ABNF.OPCODE_TEXT))
+        ended = False
+        try:
+            for _ in range(20_000):  # the flood goes on, until the server shuts the socket
+                ddp.ws.send_frame(websocket.ABNF.create_frame("", websocket.ABNF.OPCODE_CONT, fin=0))
+                if time.monotonic() - started > 3:
+                    break
+        except (OSError, websocket.WebSocketException):
+            ended = True
+        assert ended and time.monotonic() - started < 2
+        ddp.ws.settimeout(2)
+        close = ddp.ws.recv_frame()  # (not recv_close: its answer would meet a shut socket)
+        assert close.opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(close.data[:2], "big") == 1009
 
 
 def test_message_at_the_size_limit_is_accepted(small_limit_server: ServerProcess) -> None:
