@@ -57,6 +57,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "seconds a client has to send an HTTP request's whole head (request line and headers), "
         "from its connection's opening or, on a kept-alive one, from the request's first byte",
     ),
+    "REQUEST_BODY_TIMEOUT": (
+        10.0,
+        "seconds an HTTP request's body (a form, an upload, a SockJS send) may go without a byte "
+        "arriving, and its response without the client taking a byte, before the connection is closed",
+    ),
     "CONNECT_TIMEOUT": (
         10.0,
         "seconds a new DDP session (WebSocket or SockJS) has to receive the client's connect "

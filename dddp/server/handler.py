@@ -27,6 +27,12 @@
   timed from that byte. One gevent Timeout on the handler's own greenlet, only
   while the head is read: a response, however long (a SockJS long poll or
   stream), and an upgraded WebSocket are never cut by it.
+- Then, until the response is written, each read of the body and each write
+  of the response may wait at most DDDP_REQUEST_BODY_TIMEOUT (the socket's
+  own timeout): a client trickling a body that never ends (a slow POST), or
+  never reading its response, held a socket and a greenlet for ever too. A
+  long poll waiting for something to send is not a read or a write, and is
+  not cut; an upgraded WebSocket leaves this socket object behind.
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         kept_alive = self.requests_begun > 0
         self.requests_begun += 1
         opened = time.monotonic()
+        self.socket.settimeout(None)  # the body timeout of the request before, if any
         try:
             idle_timeout = max(KEEPALIVE_TIMEOUT, head_timeout) if kept_alive else head_timeout
             with gevent.Timeout(idle_timeout, RequestHeadTimeout):
@@ -128,7 +135,9 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
 
     def read_request(self, raw_requestline: str) -> Any:
         with self._head_timeout():
-            return super().read_request(raw_requestline)
+            head = super().read_request(raw_requestline)
+        self.socket.settimeout(self.server.request_body_timeout)  # the body's reads, the response's writes
+        return head
 
     def _head_timeout(self) -> gevent.Timeout:
         return gevent.Timeout(max(self.head_deadline - time.monotonic(), 0.0), RequestHeadTimeout)

@@ -9,7 +9,7 @@ failure is one log line per interval, with a count; connections already
 open are served meanwhile, and new clients wait in the listen backlog and
 are accepted on the first retry after descriptors are free.
 
-The server also carries DDDP_REQUEST_HEAD_TIMEOUT for its handlers
+The server also carries DDDP_REQUEST_HEAD_TIMEOUT and DDDP_REQUEST_BODY_TIMEOUT for its handlers
 (`dddp.server.handler`): the HTTP side's settings stay with the HTTP server.
 """
 
@@ -34,9 +34,10 @@ _failures = LogThrottle()
 
 
 class HTTPServer(WSGIServer):  # type: ignore[misc]
-    def __init__(self, *args: Any, request_head_timeout: float, **kwargs: Any):
+    def __init__(self, *args: Any, request_head_timeout: float, request_body_timeout: float, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.request_head_timeout = request_head_timeout  # DDDP_REQUEST_HEAD_TIMEOUT
+        self.request_body_timeout = request_body_timeout  # DDDP_REQUEST_BODY_TIMEOUT
         self._backoff: float = self.min_delay
 
     def do_read(self) -> Any:

@@ -243,6 +243,7 @@ def listen(host: str, port: int) -> WSGIServer:
         log=logging.getLogger("dddp.server.http"),
         error_log=logging.getLogger("dddp.server.http"),
         request_head_timeout=dddp_settings.REQUEST_HEAD_TIMEOUT,
+        request_body_timeout=dddp_settings.REQUEST_BODY_TIMEOUT,
     )
     try:
         http_server.init_socket()

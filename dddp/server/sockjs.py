@@ -805,7 +805,10 @@ class SockJSEndpoints:
             return "413 Payload Too Large", "Payload too large."  # from the header, before reading
         # A chunked body (Node's sockjs-client sends one) has no length: read one byte
         # past the limit to know, never more.
-        body = environ["wsgi.input"].read(int(declared) if declared else limit + 1)
+        try:
+            body = environ["wsgi.input"].read(int(declared) if declared else limit + 1)
+        except OSError:  # TimeoutError: no byte of it within DDDP_REQUEST_BODY_TIMEOUT
+            return "408 Request Timeout", "The request's body stopped coming.\n"
         if len(body) > limit:
             return "413 Payload Too Large", "Payload too large."
         try:

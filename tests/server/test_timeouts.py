@@ -29,6 +29,7 @@ GREETING = b"GET /sockjs HTTP/1.1\r\nHost: x\r\n\r\n"  # answered with a Content
 def timeouts_server(start_module_server: Callable[..., ServerProcess]) -> ServerProcess:
     return start_module_server(
         DDDP_REQUEST_HEAD_TIMEOUT="0.5",
+        DDDP_REQUEST_BODY_TIMEOUT="0.5",
         DDDP_CONNECT_TIMEOUT="0.5",
         DDDP_SOCKJS_HEARTBEAT_DELAY="1.5",
         DDDP_SOCKJS_DISCONNECT_DELAY="2",
@@ -146,6 +147,43 @@ def test_a_long_poll_and_a_websocket_outlast_the_head_timeout(timeouts_server: S
         assert time.monotonic() - started > 1.2
         ddp.send({"msg": "ping", "id": "after"})
         assert ddp.recv() == {"msg": "pong", "id": "after"}
+
+
+# --- the request body --------------------------------------------------------------------
+
+
+def test_a_body_that_stops_coming_is_closed_after_the_timeout(raw: socket.socket) -> None:
+    """A slow POST: its head whole and in time, its body never ending."""
+    raw.sendall(b"POST /no-such-page/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+    assert seconds_until_closed(raw) < 2.5
+
+
+def test_a_sockjs_send_whose_body_stops_coming_gets_408_and_no_traceback(
+    timeouts_server: ServerProcess, raw: socket.socket
+) -> None:
+    base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
+    assert poll(timeouts_server, base) == "o"
+    first = len(timeouts_server.log)
+    raw.sendall(f"POST {base}/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[".encode())
+    started = time.monotonic()
+    assert read_response(raw).split(b" ")[1] == b"408"
+    assert 0.4 < time.monotonic() - started < 2.5
+    assert not any("Traceback" in line for line in timeouts_server.log[first:])
+
+
+def test_a_slow_body_that_keeps_coming_is_read_whole(
+    timeouts_server: ServerProcess, raw: socket.socket
+) -> None:
+    """The timeout is for a body that stops, not a slow one: each piece within it is enough."""
+    base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
+    assert poll(timeouts_server, base) == "o"
+    assert send(timeouts_server, base, CONNECT) == 204
+    assert json.loads(json.loads(poll(timeouts_server, base)[1:])[0])["msg"] == "connected"
+    body = json.dumps([json.dumps({"msg": "ping", "id": "slow"})]).encode()
+    raw.sendall(f"POST {base}/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    trickle(raw, body, seconds=1.5)  # 1.5 s in all, a piece every 0.25 s
+    assert read_response(raw).split(b" ")[1] == b"204"
+    assert json.loads(json.loads(poll(timeouts_server, base)[1:])[0]) == {"msg": "pong", "id": "slow"}
 
 
 # --- the DDP connect ---------------------------------------------------------------------
