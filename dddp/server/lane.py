@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import gevent
 
+from dddp.server.loop import next_turn
+
 if TYPE_CHECKING:
     from dddp.server.session import Session
 
 #: Characters past which a client message waits its turn in the lane.
 LARGE_MESSAGE = 65536
-#: What the lane waits after each message: long enough to come after a turn of the loop.
-TURN = 0.0001
 
 
 class Lane:
@@ -49,9 +49,7 @@ class Lane:
         try:
             while self._waiting:
                 self._waiting.popleft().receive_waiting()
-                # Not sleep(0): gevent runs up to 50 callbacks, this one again among
-                # them, before it polls the sockets; a timer comes after the poll.
-                gevent.sleep(TURN)
+                next_turn()
         finally:
             self._worker = None
 

@@ -43,6 +43,7 @@ from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
 from dddp.server.lane import LARGE_MESSAGE, lane
+from dddp.server.loop import next_turn
 from dddp.server.observer import observer_key
 from dddp.server.snapshot import CHUNK_BYTES
 from dddp.server.transport import Transport, TransportClosed
@@ -59,7 +60,7 @@ logger = logging.getLogger("dddp.server")
 _numbers = itertools.count(1)
 _failures = LogThrottle()  # the same failure, again and again, is logged once per interval
 
-#: Documents a new subscription merges between turns of the other greenlets.
+#: Documents a new subscription merges one by one between turns of the event loop.
 MERGE_SLICE = 1000
 #: Bytes waiting for the client (queued here or in the transport) past which the
 #: session reads no more from it, until it has taken half of them.
@@ -462,7 +463,7 @@ class Session:
                 if out is not None:
                     outgoing.append(out)
                 if number % MERGE_SLICE == 0:
-                    gevent.sleep(0)
+                    next_turn()
             if outgoing:
                 queued.append(_encoded(outgoing))
         if queued and not self.closed:

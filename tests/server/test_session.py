@@ -23,7 +23,7 @@ from gevent.event import Event
 from dddp.api import Registry
 from dddp.protocol import messages
 from dddp.server.lane import LARGE_MESSAGE, lane
-from dddp.server.session import OUTPUT_PAUSE_BYTES, Session, deliveries_held
+from dddp.server.session import MERGE_SLICE, OUTPUT_PAUSE_BYTES, Session, deliveries_held
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from dddp.server.transport import TransportClosed, TransportUser
 
@@ -357,6 +357,18 @@ def test_documents_the_client_holds_already_go_through_the_mergebox_one_by_one()
     session.withdraw("s1")
     assert [(m["msg"], m["id"]) for m in transport.received()] == [("removed", "0"), ("removed", "1")]
     assert session.mergebox.document("books", "2") == {"title": "t" * 100, "pages": 9}
+
+
+def test_documents_merged_one_by_one_let_the_event_loop_turn_between_slices() -> None:
+    """The documents' other path (some already held) is slow: the sockets are polled between slices."""
+    transport = FakeTransport()
+    session = connected(transport)
+    session.deliver_initial("s1", documents(1))  # book 0: the next snapshot is not all new
+    held_by_then: list[int] = []
+    gevent.spawn_later(0, lambda: held_by_then.append(len(session.mergebox)))
+    session.deliver_initial("s2", documents(3 * MERGE_SLICE))
+    assert held_by_then and held_by_then[0] <= MERGE_SLICE + 1  # after the first slice, not the last
+    assert len(session.mergebox) == 3 * MERGE_SLICE
 
 
 def test_a_close_goes_after_the_documents_still_queued(transport: FakeTransport) -> None:
