@@ -8,15 +8,17 @@ free but stays in the process, which looks, from outside, like a leak (the
 process stayed 30 MiB, 1.5 times, above its size before the burst).
 
 A greenlet checks the heap every TRIM_INTERVAL seconds and, when more than
-TRIM_FREE_BYTES of it are free, asks glibc (`malloc_trim`) to give back every
-free page. This costs about a millisecond, and nothing where the C library is
-not glibc (the trimmer does not start).
+TRIM_FREE_BYTES of it are free, runs the cyclic collector (what closed
+connections left in reference cycles) and asks glibc (`malloc_trim`) to give
+back every free page. This costs a few milliseconds, and nothing where the C
+library is not glibc (the trimmer does not start).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 from typing import Any
 
@@ -70,5 +72,8 @@ def _trim_now_and_then(libc: Any) -> None:
         gevent.sleep(TRIM_INTERVAL)
         free = free_heap_bytes(libc)
         if free > TRIM_FREE_BYTES:
+            # What closed connections left in reference cycles first (their greenlets,
+            # handlers and sockets): Python's arenas it empties go back too.
+            gc.collect()
             libc.malloc_trim(0)
             logger.debug("gave back freed memory: %.1f MiB were free in the heap", free / 2**20)
