@@ -45,12 +45,11 @@ from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY
 from dddp.server.lane import LARGE_MESSAGE, lane
 from dddp.server.loop import next_turn
 from dddp.server.observer import observer_key
-from dddp.server.snapshot import CHUNK_BYTES
+from dddp.server.snapshot import chunked
 from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
-    from dddp.protocol.mergebox import Outgoing
     from dddp.server.app import DDPServer
     from dddp.server.observer import ObserverKey
     from dddp.server.snapshot import Snapshot
@@ -465,7 +464,7 @@ class Session:
                 if number % MERGE_SLICE == 0:
                     next_turn()
             if outgoing:
-                queued.append(_encoded(outgoing))
+                queued.append(chunked(out.to_message() for out in outgoing))
         if queued and not self.closed:
             self.release_held()  # what came before goes first
             self._outbox.extend(queued)
@@ -659,21 +658,6 @@ class _Close:
     def __init__(self, code: int, reason: str):
         self.code = code
         self.reason = reason
-
-
-def _encoded(outgoing: list[Outgoing]) -> Iterator[list[str]]:
-    """The messages' texts in chunks of about CHUNK_BYTES, each made when the writer takes it."""
-    texts: list[str] = []
-    size = 0
-    for out in outgoing:
-        text = out.to_message()
-        texts.append(text)
-        size += len(text)
-        if size >= CHUNK_BYTES:
-            yield texts
-            texts, size = [], 0
-    if texts:
-        yield texts
 
 
 # Sessions holding deliveries while the hub dispatches a batch (None: not holding).

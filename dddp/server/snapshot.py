@@ -18,7 +18,7 @@ good beside its documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import gevent
@@ -65,28 +65,30 @@ def _let_go(snapshot: Snapshot) -> None:
 class _Encoding:
     """One collection's texts, encoded as far as the furthest reader has gone."""
 
-    __slots__ = ("_left", "chunks", "name")
+    __slots__ = ("_left", "chunks")
 
     def __init__(self, name: str, docs: dict[str, dict[str, Any]]):
-        self.name = name
         self.chunks: list[SharedBatch] = []
-        self._left: Iterator[tuple[str, dict[str, Any]]] | None = iter(docs.items())
+        self._left = chunked(messages.added(name, doc_id, fields) for doc_id, fields in docs.items())
 
     def encode_next(self) -> bool:
         """Encode one more chunk; False when every document is encoded already."""
-        if self._left is None:
-            return False
-        texts: list[str] = []
-        size = 0
-        for doc_id, fields in self._left:
-            text = messages.added(self.name, doc_id, fields)
-            texts.append(text)
-            size += len(text)
-            if size >= CHUNK_BYTES:
-                break
-        else:
-            self._left = None
-        if not texts:
+        texts = next(self._left, None)
+        if texts is None:
             return False
         self.chunks.append(SharedBatch(texts))
         return True
+
+
+def chunked(texts: Iterable[str]) -> Iterator[list[str]]:
+    """`texts` in lists of about CHUNK_BYTES, each made only when it is asked for."""
+    chunk: list[str] = []
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
