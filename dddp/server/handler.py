@@ -21,8 +21,9 @@
   xhr-polling, for lines that say nothing the session's own do not.
 - A request's head (request line and headers) must arrive within
   DDDP_REQUEST_HEAD_TIMEOUT: a slowloris client, trickling a head that never
-  ends, otherwise holds a socket and a greenlet for ever. The first request
-  is timed from the connection's opening; a kept-alive connection may then
+  ends, otherwise holds a socket and a greenlet for ever. The first request's
+  head is waited for before the handler starts (`dddp.server.first_heads`),
+  timed from the connection's opening (`opened`); a kept-alive connection may then
   wait KEEPALIVE_TIMEOUT for the next request's first byte, and its head is
   timed from that byte. One gevent Timeout on the handler's own greenlet, only
   while the head is read: a response, however long (a SockJS long poll or
@@ -46,12 +47,11 @@ from typing import Any
 import gevent
 from geventwebsocket.handler import WebSocketHandler
 
-from dddp.log_throttle import LogThrottle, left_out
+from dddp.server.first_heads import log_late_head
 from dddp.server.polling import serve_poll
 from dddp.server.sockjs import QUIET_KEY, SOCKET_KEY
 
 access_log = logging.getLogger("dddp.server.http")
-_late_heads = LogThrottle()  # a slowloris attack is thousands of them: one line per interval
 
 #: Seconds a kept-alive connection may wait for its next request's first byte. Longer
 #: than DDDP_REQUEST_HEAD_TIMEOUT: a proxy reuses its idle upstream connections for up
@@ -87,6 +87,8 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
 
     #: Requests begun on this connection: the first one's head is timed from the opening.
     requests_begun = 0
+    #: When the connection opened (a `time.monotonic()` value; set by the server), else None.
+    opened: float | None = None
     #: When the request being read must have its whole head in (a `time.monotonic()` value).
     head_deadline = 0.0
 
@@ -94,7 +96,7 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
         head_timeout = self.server.request_head_timeout
         kept_alive = self.requests_begun > 0
         self.requests_begun += 1
-        opened = time.monotonic()
+        opened = self.opened if self.opened is not None and not kept_alive else time.monotonic()
         self.socket.settimeout(None)  # the body timeout of the request before, if any
         try:
             idle_timeout = max(KEEPALIVE_TIMEOUT, head_timeout) if kept_alive else head_timeout
@@ -116,15 +118,7 @@ class RequestHandler(WebSocketHandler):  # type: ignore[misc]
                     return True if answered else None
             return super().handle_one_request()
         except RequestHeadTimeout:
-            count = _late_heads.allow("late head")
-            if count is not None:
-                access_log.info(
-                    "closed a connection from %s: no whole request head within %gs "
-                    "(DDDP_REQUEST_HEAD_TIMEOUT)%s",
-                    self.client_address[0] if isinstance(self.client_address, tuple) else "",
-                    head_timeout,
-                    left_out(count),
-                )
+            log_late_head(self.client_address, head_timeout)
             return None
 
     # pywsgi reads the head in these two, and nowhere else: the deadline covers

@@ -9,6 +9,10 @@ failure is one log line per interval, with a count; connections already
 open are served meanwhile, and new clients wait in the listen backlog and
 are accepted on the first retry after descriptors are free.
 
+A connection's handler (`dddp.server.handler`) starts only once its first
+request head is in (`dddp.server.first_heads`): until then the connection costs
+a socket, a watcher and the bytes read, not a greenlet.
+
 The server also carries DDDP_REQUEST_HEAD_TIMEOUT and DDDP_REQUEST_BODY_TIMEOUT for its handlers
 (`dddp.server.handler`): the HTTP side's settings stay with the HTTP server.
 """
@@ -20,9 +24,11 @@ import logging
 import resource
 from typing import Any
 
+from gevent.baseserver import BaseServer
 from gevent.pywsgi import WSGIServer
 
 from dddp.log_throttle import LogThrottle, left_out
+from dddp.server.first_heads import FirstHeads, head_first_file
 
 logger = logging.getLogger("dddp.server")
 
@@ -39,6 +45,31 @@ class HTTPServer(WSGIServer):  # type: ignore[misc]
         self.request_head_timeout = request_head_timeout  # DDDP_REQUEST_HEAD_TIMEOUT
         self.request_body_timeout = request_body_timeout  # DDDP_REQUEST_BODY_TIMEOUT
         self._backoff: float = self.min_delay
+        self._first_heads: FirstHeads | None = None
+
+    def do_handle(self, sock: Any, address: Any) -> None:
+        """Wait for the connection's first request head without a greenlet, then handle it."""
+        if self._first_heads is None:
+            self._first_heads = FirstHeads(self.loop, self.request_head_timeout, self._head_in)
+        self._first_heads.wait(sock, address)
+
+    def _head_in(self, sock: Any, address: Any, head: bytes, opened: float) -> None:
+        if self.closed:
+            sock.close()
+            return
+        # gevent's own: the handler's greenlet, which closes the socket when done.
+        BaseServer.do_handle(self, sock, address, head, opened)
+
+    def handle(self, sock: Any, address: Any, head: bytes = b"", opened: float | None = None) -> None:
+        handler = self.handler_class(sock, address, self, rfile=head_first_file(sock, head))
+        if opened is not None:
+            handler.opened = opened
+        handler.handle()
+
+    def close(self) -> None:
+        super().close()
+        if self._first_heads is not None:
+            self._first_heads.close()
 
     def do_read(self) -> Any:
         try:

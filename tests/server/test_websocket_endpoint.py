@@ -16,6 +16,7 @@ import pytest
 import websocket
 
 from tests.ddp_client import DDPClient
+from tests.protocol.test_websocket import client_frame
 from tests.server_process import ServerProcess
 
 
@@ -405,3 +406,23 @@ def test_params_over_the_setting_get_a_413(start_server) -> None:  # type: ignor
         assert ddp.recv() == {"msg": "updated", "methods": ["m"]}
         ddp.send({"msg": "method", "id": "n", "method": "echo", "params": ["x" * 900]})
         assert ddp.recv() == {"msg": "result", "id": "n", "result": ["x" * 900]}
+
+
+@pytest.mark.parametrize("cookie_bytes", [0, 30_000], ids=["short-head", "head-over-8-KiB"])
+def test_a_connect_sent_with_the_upgrade_is_answered(server: ServerProcess, cookie_bytes: int) -> None:
+    """The bytes after the head, read with it before the handler starts, are the session's first."""
+    connect = json.dumps({"msg": "connect", "version": "1", "support": ["1"]}).encode()
+    head = UPGRADE + f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {GOOD_KEY}\r\n"
+    if cookie_bytes:
+        head += "Cookie: c=" + "x" * cookie_bytes + "\r\n"
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall((head + "\r\n").encode() + client_frame(connect))
+        answer = b""
+        while b'"connected"' not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed after {answer!r}"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 101 ")
+    finally:
+        sock.close()
