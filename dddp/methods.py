@@ -10,10 +10,15 @@ A method is a function whose first argument is the invocation (Meteor's `this`):
 
 The remaining arguments are the client's `params`, EJSON-decoded. The return
 value is sent as the `result`; raise `MeteorError` to send a client-safe error.
+
+While a method runs, `current_invocation()` is its `this`: a model's
+`MeteorIdField` (`dddp.fields`) draws a new row's id from the invocation's
+random streams there, so that the id is the one the client's stub drew.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -30,6 +35,7 @@ from dddp.protocol.errors import (
     match_failed,
     method_not_found,
 )
+from dddp.protocol.random import RandomGenerator, RandomStreams
 
 logger = logging.getLogger("dddp.methods")
 _failures = LogThrottle()  # a method failing again and again is logged once per interval
@@ -62,6 +68,16 @@ class MethodInvocation:
         self.random_seed = random_seed
         self._set_user_id = set_user_id
         self.is_simulation = False  # server-side code never simulates
+        self._random_streams: RandomStreams | None = None
+
+    def random_stream(self, name: str) -> RandomGenerator:
+        """Meteor's `DDP.randomStream(name)` in this invocation: a generator (`id()`,
+        `hex_string()`, ...) seeded with the client's randomSeed and `name`, drawing what
+        the client's stub drew from it; without a seed, the system's random source.
+        Inserts into collection `c` draw from `/collection/c`."""
+        if self._random_streams is None:
+            self._random_streams = RandomStreams(self.random_seed)
+        return self._random_streams.stream(name)
 
     @property
     def user(self) -> Any:
@@ -81,6 +97,16 @@ class MethodInvocation:
         self._set_user_id(user_id)
         self.user_id = user_id
         self.__dict__.pop("_user", None)
+
+
+_current: contextvars.ContextVar[MethodInvocation | None] = contextvars.ContextVar(
+    "dddp_method_invocation", default=None
+)
+
+
+def current_invocation() -> MethodInvocation | None:
+    """The `this` of the DDP method running here (in this greenlet), or None outside one."""
+    return _current.get()
 
 
 class Method:
@@ -129,6 +155,7 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
     if found is None:
         raise method_not_found(name)
     found.check_params(params)
+    token = _current.set(this)
     try:
         with transaction.atomic():
             return found.func(this, *params)
@@ -154,6 +181,8 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
         if count is not None:
             logger.exception("DDP method %s raised %s%s", quote(name), type(exc).__name__, left_out(count))
         raise internal_server_error() from exc
+    finally:
+        _current.reset(token)
 
 
 def _database_reachable() -> bool:

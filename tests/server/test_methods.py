@@ -234,3 +234,16 @@ def test_a_method_failing_again_and_again_is_logged_once_with_a_traceback(start_
             assert ddp.call("fail_internal", id=f"f{n}")["result"]["error"]["error"] == 500
     server.wait_for_log(r"DDP method 'fail_internal' raised ValueError")
     assert server.text.count("Traceback") == 1
+
+
+def test_a_method_inserting_rows_gives_them_the_ids_the_clients_stub_drew(client: DDPClient) -> None:
+    """R-2, R-5, R-6: the ids drawn from the method's randomSeed are the documents' ids as published."""
+    expected = ["devBuvC559TzDB3E9", "MjBCWTC6R4Tr5jJ3h"]  # seed 0123456789abcdef0123, /collection/tasks
+    reply = client.call("add_tasks", "first", "second", id="t", randomSeed="0123456789abcdef0123")
+    assert reply["result"] == {"msg": "result", "id": "t", "result": expected}
+    client.sub("AllTasks", id="tasks")
+    held = client.collections["tasks"]
+    assert {doc_id: held[doc_id] for doc_id in expected} == {
+        expected[0]: {"text": "first"},
+        expected[1]: {"text": "second"},
+    }

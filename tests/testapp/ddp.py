@@ -235,3 +235,29 @@ API.register(
 def add_book(this, title, author_email, pages=0):
     author = models.Author.objects.get(email=author_email)
     return str(models.Book.objects.create(title=title, author=author, pages=pages).pk)
+
+
+class TaskCollection(Collection):
+    model = models.Task
+    name = "tasks"  # the name a Meteor app gives its collection: `new Mongo.Collection("tasks")`
+
+
+class LabelCollection(Collection):
+    model = models.Label
+
+
+class AllTasks(Publication):
+    queries = [models.Task.objects.all()]
+
+
+API.register([TaskCollection, LabelCollection, AllTasks])
+
+
+@API.method
+def add_tasks(this, *texts):
+    """One Task per text, with a Label between them; returns the tasks' ids in order."""
+    ids = []
+    for text in texts:
+        ids.append(models.Task.objects.create(text=text).id)
+        models.Label.objects.create(name=text)
+    return ids

@@ -1,5 +1,7 @@
 from django.db import models
 
+from dddp.fields import MeteorIdField
+
 
 class Note(models.Model):
     """A row the test methods write, to check that failed methods keep nothing."""
@@ -42,3 +44,17 @@ class DatedNote(Note):
     """Multi-table inheritance: saving one writes a Note row too."""
 
     dated = models.DateField(null=True, blank=True)
+
+
+class Task(models.Model):
+    """Ids drawn from a DDP method's randomSeed, as a Meteor client's stub draws them."""
+
+    id = MeteorIdField(primary_key=True)
+    text = models.CharField(max_length=200)
+
+
+class Label(models.Model):
+    """A second collection with Meteor ids: its draws must not disturb Task's."""
+
+    id = MeteorIdField(primary_key=True)
+    name = models.CharField(max_length=50)
