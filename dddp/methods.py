@@ -61,12 +61,14 @@ class MethodInvocation:
         user_id: Any = None,
         random_seed: str | None = None,
         set_user_id: Callable[[Any], None] | None = None,
+        unblock: Callable[[], None] | None = None,
     ):
         self.name = name
         self.connection = connection
         self.user_id = user_id
         self.random_seed = random_seed
         self._set_user_id = set_user_id
+        self._unblock = unblock
         self.is_simulation = False  # server-side code never simulates
         self._random_streams: RandomStreams | None = None
 
@@ -89,6 +91,13 @@ class MethodInvocation:
 
             self._user = get_user_model()._default_manager.filter(pk=self.user_id).first()
         return self._user
+
+    def unblock(self) -> None:
+        """Let the connection's next messages be handled while this method runs on
+        (Meteor's `this.unblock()`; D-84). Its `result` then comes when it returns,
+        perhaps after those of later calls. Calling it again, or outside a session, does nothing."""
+        if self._unblock is not None:
+            self._unblock()
 
     def set_user_id(self, user_id: Any) -> None:
         """Log the connection in (or out, with None), as Meteor's `this.setUserId`."""

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import gevent
+import gevent.event
+from gevent.event import AsyncResult
 
 from dddp.log_throttle import LogThrottle, first_line, left_out, quote
 from dddp.methods import ConnectionInfo, MethodInvocation, call_method
@@ -87,6 +89,7 @@ class Session:
         self._started = 0.0
         self._requests: deque[Event] = deque()
         self._processor: gevent.Greenlet | None = None
+        self._unblocked_calls = 0  # methods that called this.unblock() and are still running
         # Documents encoded as the client takes them, what was sent after them, the close.
         self._outbox: deque[str | Iterator[list[str]] | _Close] = deque()
         self._outbox_bytes = 0
@@ -269,23 +272,49 @@ class Session:
             self.transport.resume_reading()
 
     def _call_method(self, call: CallMethod) -> None:
-        """Exactly one `result` and one `updated` per method id, whatever happens (D-81)."""
+        """Exactly one `result` and one `updated` per method id, whatever happens (D-81).
+
+        The next request waits until the method returns (D-84), unless the method
+        calls `this.unblock()`: then its reply is sent from a greenlet of its own
+        when it returns, and the next request is handled meanwhile.
+        """
         found = self.server.registry.methods.get(call.name)
-        fence, wrote = "", False
+        if found is None:
+            self.send(self._encode_error(call, method_not_found(call.name)))
+            self.send(messages.updated([call.id]))
+            return
+        unblocked = gevent.event.Event()
+        invocation = MethodInvocation(
+            call.name,
+            connection=self.connection_info(),
+            user_id=self.user_id,
+            random_seed=call.random_seed,
+            set_user_id=self._set_user_id,
+            unblock=unblocked.set,
+        )
+        fence = self.server.hub.new_fence()
+        job = self.server.workers.submit(_call_with_fence, found, call.name, call.params, invocation, fence)
+        if self._unblocked_calls < self._max_pending:
+            gevent.wait([job, unblocked], count=1)
+        else:  # as many unblocked calls run as requests may wait: this one blocks, so reading pauses
+            gevent.wait([job])
+        if job.ready():
+            self._reply(call, fence, job)
+            return
+        self._unblocked_calls += 1
+        gevent.spawn(self._reply_when_done, call, fence, job)
+
+    def _reply_when_done(self, call: CallMethod, fence: str, job: AsyncResult[Any]) -> None:
+        """The reply of a method that called `this.unblock()`, once it returns."""
         try:
-            if found is None:
-                raise method_not_found(call.name)
-            invocation = MethodInvocation(
-                call.name,
-                connection=self.connection_info(),
-                user_id=self.user_id,
-                random_seed=call.random_seed,
-                set_user_id=self._set_user_id,
-            )
-            fence = self.server.hub.new_fence()
-            error, value, wrote = self.server.workers.run(
-                _call_with_fence, found, call.name, call.params, invocation, fence
-            )
+            self._reply(call, fence, job)
+        finally:
+            self._unblocked_calls -= 1
+
+    def _reply(self, call: CallMethod, fence: str, job: AsyncResult[Any]) -> None:
+        wrote = False
+        try:
+            error, value, wrote = job.get()  # GreenletExit if the pool abandoned it (shutdown)
             if error is not None:
                 raise error
             reply = messages.result(call.id, value)
@@ -299,8 +328,7 @@ class Session:
                 )
             reply = messages.result_error(call.id, internal_server_error())
         self.send(reply)
-        if found is not None:
-            self._await_fence(fence, wrote)
+        self._await_fence(fence, wrote)
         self.send(messages.updated([call.id]))
 
     def _await_fence(self, fence: str, wrote: bool) -> None:
@@ -487,7 +515,7 @@ class Session:
     @property
     def idle(self) -> bool:
         """No request waits or runs (what a graceful shutdown waits for)."""
-        return self._processor is None and not self._requests
+        return self._processor is None and not self._requests and not self._unblocked_calls
 
     def _set_user_id(self, user_id: Any) -> None:
         self.user_id = user_id

@@ -43,9 +43,13 @@ class WorkerPool:
         If `stop` abandons the job, this raises GreenletExit: the calling
         greenlet ends quietly, as gevent ends a killed one.
         """
+        return self.submit(func, *args).get()
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> AsyncResult[Any]:
+        """Queue `func(*args)` for a worker; the result is its value or exception (as `run`)."""
         result: AsyncResult[Any] = AsyncResult()
         self._jobs.put((func, args, result))
-        return result.get()
+        return result
 
     @property
     def idle(self) -> bool:

@@ -129,6 +129,30 @@ def test_methods_of_one_connection_run_in_order(client: DDPClient) -> None:
     assert ids == ["first", "second"]
 
 
+def test_a_method_that_calls_unblock_lets_the_next_messages_through(client: DDPClient) -> None:
+    """D-84: after this.unblock() the next call and sub are handled while the method runs on;
+    its own result and updated come when it returns, exactly once each (D-81)."""
+    client.send({"msg": "method", "method": "unblocked_sleep", "params": [0.5], "id": "slow"})
+    client.send({"msg": "method", "method": "echo", "params": ["quick"], "id": "quick"})
+    client.send({"msg": "sub", "name": "AllNotes", "params": [], "id": "notes"})
+    seen = client.recv_until(lambda m: m.get("msg") == "updated" and "slow" in m["methods"])
+    order = [
+        (m["msg"], m.get("id") or m.get("methods") or m.get("subs"))
+        for m in seen
+        if m["msg"] in ("result", "updated", "ready")
+    ]
+    assert order == [
+        ("result", "quick"),
+        ("updated", ["quick"]),
+        ("ready", ["notes"]),
+        ("result", "slow"),
+        ("updated", ["slow"]),
+    ]
+    assert seen[[m.get("id") for m in seen].index("slow")]["result"] == 0.5
+    marker = client.call("echo", "marker", id="marker")["messages"]
+    assert [m["msg"] for m in marker] == ["result", "updated"]  # nothing more about "slow" came before it
+
+
 def test_methods_of_different_connections_run_side_by_side(server: ServerProcess, client: DDPClient) -> None:
     """A slow method on one connection does not hold back another connection."""
     with DDPClient(server.ws_url) as other:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gevent
+import gevent.event
 import gevent.lock
 import pytest
 from gevent.event import Event
@@ -183,9 +184,74 @@ class GatedWorkers:
     def __init__(self) -> None:
         self.gate = gevent.lock.Semaphore(0)
 
-    def run(self, func: Any, found: Any, name: str, *args: Any) -> Any:
-        self.gate.acquire()
-        return None, name, False  # (error, value, wrote)
+    def submit(self, func: Any, found: Any, name: str, *args: Any) -> gevent.event.AsyncResult:
+        result = gevent.event.AsyncResult()
+
+        def finish() -> None:
+            self.gate.acquire()
+            result.set((None, name, False))  # (error, value, wrote)
+
+        gevent.spawn(finish)
+        return result
+
+
+class UnblockingWorkers(GatedWorkers):
+    """Method workers whose methods call this.unblock() at once, then wait for the gate."""
+
+    def submit(self, func: Any, found: Any, name: str, params: Any, invocation: Any, fence: str) -> Any:
+        result = gevent.event.AsyncResult()
+
+        def run() -> None:
+            invocation.unblock()
+            self.gate.acquire()
+            result.set((None, name, False))
+
+        gevent.spawn(run)
+        return result
+
+
+def test_a_session_running_an_unblocked_method_is_not_idle_until_it_answers(
+    transport: FakeTransport,
+) -> None:
+    """A graceful shutdown waits for idle sessions: a method past this.unblock() still counts."""
+    server = FakeServer()
+    server.registry.method(name="unblocking")(lambda this: None)
+    server.workers = UnblockingWorkers()  # type: ignore[attr-defined]
+    server.hub.new_fence = lambda: "fence"  # type: ignore[attr-defined]
+    server.hub.drop_fence = lambda fence: None  # type: ignore[attr-defined]
+    session = connected(transport, server)
+    transport.client_sends({"msg": "method", "method": "unblocking", "params": [], "id": "u"})
+    gevent.sleep(0.01)
+    assert transport.received() == [] and not session.idle
+    server.workers.gate.release()  # type: ignore[attr-defined]
+    gevent.sleep(0.01)
+    assert transport.received() == [
+        {"msg": "result", "id": "u", "result": "unblocking"},
+        {"msg": "updated", "methods": ["u"]},
+    ]
+    assert session.idle
+
+
+def test_unblocked_calls_count_toward_the_pending_limit(transport: FakeTransport) -> None:
+    """A client pipelining methods that call this.unblock() cannot run more than the
+    pending limit at once: past it, a call blocks the queue and reading pauses as usual."""
+    server = FakeServer(max_pending_requests=3)
+    server.registry.method(name="unblocking")(lambda this: None)
+    server.workers = UnblockingWorkers()  # type: ignore[attr-defined]
+    server.hub.new_fence = lambda: "fence"  # type: ignore[attr-defined]
+    server.hub.drop_fence = lambda fence: None  # type: ignore[attr-defined]
+    session = connected(transport, server)
+    for number in range(7):
+        transport.client_sends({"msg": "method", "method": "unblocking", "params": [], "id": str(number)})
+        gevent.sleep(0.001)
+    assert session._unblocked_calls == 3  # the fourth runs blocking, the last three wait
+    assert not transport.reading
+    for _ in range(7):
+        server.workers.gate.release()  # type: ignore[attr-defined]
+        gevent.sleep(0.001)
+    gevent.sleep(0.01)
+    assert sorted(m["id"] for m in transport.received() if m["msg"] == "result") == [str(n) for n in range(7)]
+    assert transport.reading and session.idle
 
 
 def test_reading_pauses_at_the_pending_limit_and_resumes_when_half_are_answered(
@@ -212,6 +278,7 @@ def test_reading_pauses_at_the_pending_limit_and_resumes_when_half_are_answered(
     for _ in range(5):
         server.workers.gate.release()  # type: ignore[attr-defined]
         gevent.sleep(0)
+    gevent.sleep(0.05)  # the last answers on their way
     answered += [m["id"] for m in transport.received() if m["msg"] == "result"]
     assert answered == [str(number) for number in range(11)]  # every one, in order (D-84)
     assert transport.pauses == 1

@@ -261,3 +261,11 @@ def add_tasks(this, *texts):
         ids.append(models.Task.objects.create(text=text).id)
         models.Label.objects.create(name=text)
     return ids
+
+
+@API.method
+def unblocked_sleep(this, seconds):
+    """Meteor's this.unblock(), then a sleep: later calls on the connection need not wait."""
+    this.unblock()
+    gevent.sleep(seconds)
+    return seconds
