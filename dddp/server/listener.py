@@ -123,15 +123,19 @@ class Listener:
         connection = self._connection
         while True:
             self._run_commands(connection)
-            readable, _, _ = select([connection, self._wake_read], [], [], 30.0)
-            if self._wake_read in readable:
-                os.read(self._wake_read, 4096)
-            if connection in readable or not readable:
-                connection.poll()  # with no timeout hit, also notices a dead connection
-                if connection.notifies:
-                    batch = [(n.channel, n.payload) for n in connection.notifies]
-                    connection.notifies.clear()
-                    self._on_batch(batch)
+            # A command's round trip may have read notifications along with its answer:
+            # psycopg2 keeps them in `notifies`, and the socket has nothing more to wake
+            # select for. Those go first, or they would wait for the next commit (or 30 s).
+            if not connection.notifies:
+                readable, _, _ = select([connection, self._wake_read], [], [], 30.0)
+                if self._wake_read in readable:
+                    os.read(self._wake_read, 4096)
+                if connection in readable or not readable:
+                    connection.poll()  # with no timeout hit, also notices a dead connection
+            if connection.notifies:
+                batch = [(n.channel, n.payload) for n in connection.notifies]
+                connection.notifies.clear()
+                self._on_batch(batch)
 
     def _run_commands(self, connection: Any) -> None:
         while self._commands:
