@@ -166,8 +166,7 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
     found.check_params(params)
     token = _current.set(this)
     try:
-        with transaction.atomic():
-            return found.func(this, *params)
+        return _run_retrying_a_lost_connection(found, this, params)
     except MeteorError:
         raise
     except (OperationalError, InterfaceError) as exc:
@@ -192,6 +191,50 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
         raise internal_server_error() from exc
     finally:
         _current.reset(token)
+
+
+class _QueriesDone:
+    """An execute wrapper that notes whether any query of the method came back."""
+
+    def __init__(self) -> None:
+        self.any = False
+
+    def __call__(self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        self.any = True
+        return result
+
+
+def _run_retrying_a_lost_connection(found: Method, this: MethodInvocation, params: Sequence[Any]) -> Any:
+    """The method in its transaction; run once more on a new connection if the worker's
+    connection turns out to have been lost before any of its queries came back.
+
+    A worker keeps its connection between methods, and a connection the database
+    cut meanwhile (a restart, a failover, an administrator) fails only when next
+    used. The method's work so far is then nothing the database kept, so running
+    it again is what the client would do on its own, minus the error.
+    """
+    done = _QueriesDone()
+    try:
+        with connection.execute_wrapper(done), transaction.atomic():
+            return found.func(this, *params)
+    except (OperationalError, InterfaceError) as exc:
+        if done.any or not _connection_lost(exc):
+            raise
+    connection.close()  # the next query connects anew
+    this._random_streams = None  # the client's ids are drawn again, from the start
+    with transaction.atomic():
+        return found.func(this, *params)
+
+
+#: SQLSTATEs of a connection the server ended: admin_shutdown, crash_shutdown, cannot_connect_now.
+_CONNECTION_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Did the error come from a connection that is gone (rather than from a query)?"""
+    code = getattr(exc.__cause__, "pgcode", None)
+    return code is None or code in _CONNECTION_ENDED
 
 
 def _database_reachable() -> bool:

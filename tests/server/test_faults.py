@@ -20,7 +20,7 @@ from dddp.database import database_url
 from dddp.server import workers
 from tests.ddp_client import DDPClient
 from tests.server_process import REPO, ServerProcess
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -315,3 +315,17 @@ def test_while_the_database_is_down_a_subscription_gets_503_within_seconds_and_n
         while client.sub("NotesByText", "after", id="after")[-1]["msg"] != "ready":
             assert time.monotonic() < deadline, "no subscription worked again after the database came back"
             time.sleep(0.5)
+
+
+def test_methods_after_the_database_cut_every_connection_are_answered(own_server: ServerProcess) -> None:
+    """Each method worker keeps a connection: one the database cut (a restart, a failover)
+    fails only when next used, and the method then runs again on a new one, not a 500."""
+    with DDPClient(own_server.ws_url) as client:
+        client.connect()
+        client.call("count_notes", "warm", id="warm")
+        start = len(own_server.log)
+        assert terminate_server_backends() >= 1
+        own_server.wait_for_log("LISTEN connection restored", start=start)
+        replies = [client.call("add_note", f"after the cut {n}", id=f"n{n}")["result"] for n in range(12)]
+    assert all("error" not in reply for reply in replies), replies
+    assert Note.objects.filter(text__startswith="after the cut").count() == 12
