@@ -90,6 +90,10 @@ class Publication:
     #: The name clients subscribe to; by default the class name.
     name: ClassVar[str | None] = None
     queries: ClassVar[Sequence[models.QuerySet[Any]] | None] = None
+    #: A universal publication (Meteor's `Meteor.publish(null, ...)`): every session
+    #: has it from its start, without subscribing; it takes no parameters, and
+    #: clients cannot subscribe to it by name.
+    universal: ClassVar[bool] = False
 
     def __init__(self, user_id: Any = None):
         self.user_id = user_id
@@ -146,6 +150,7 @@ class Registry:
         self.collections: dict[str, type[Collection]] = {}
         self.collections_by_model: dict[type[models.Model], type[Collection]] = {}
         self.publications: dict[str, type[Publication]] = {}
+        self.universal_publications: list[type[Publication]] = []
         self.methods: dict[str, Method] = {}
 
     def register(self, items: Iterable[Any]) -> None:
@@ -161,6 +166,10 @@ class Registry:
                 self._add(self.collections, item.collection_name(), item, "collection")
                 self._add(self.collections_by_model, item.model, item, "collection for model")
                 signals.connect(item)
+            elif inspect.isclass(item) and issubclass(item, Publication) and item.universal:
+                names = {published.publication_name(): published for published in self.universal_publications}
+                self._add(names, item.publication_name(), item, "universal publication")
+                self.universal_publications = list(names.values())
             elif inspect.isclass(item) and issubclass(item, Publication):
                 self._add(self.publications, item.publication_name(), item, "publication")
             elif isinstance(item, Method):

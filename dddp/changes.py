@@ -44,6 +44,10 @@ MAX_CHANNEL_BYTES = 63
 
 #: The channel on which a server's method workers post write fences (D-82).
 FENCE_CHANNEL = "dddp_fence"
+#: Resume tokens revoked (logout, password change, removeOtherTokens, expiry): the
+#: payload is a token's hash, and every server process closes the connections that
+#: logged in with it (dddp.accounts; A-4).
+REVOKED_TOKENS_CHANNEL = "dddp_revoked_tokens"
 
 _serials = itertools.count(1)
 

@@ -64,6 +64,8 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             bad = not isinstance(value, list | tuple) or not all(_is_origin(origin) for origin in value)
         elif isinstance(default, str):
             wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
+        elif isinstance(default, bool):
+            wanted, bad = "True or False", not isinstance(value, bool)
         else:
             may_be_zero = name in ("HEARTBEAT_INTERVAL", "SOCKJS_MAX_SESSIONS_PER_ADDRESS")
             wrong_type = isinstance(value, bool) or not isinstance(value, type(default) | int)

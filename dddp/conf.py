@@ -7,6 +7,7 @@ each access so tests can override them with Django's `override_settings`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -103,6 +104,24 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "origins of web pages, besides those Django trusts (the site's own, CSRF_TRUSTED_ORIGINS), "
         'that may connect ("https://app.example.com", "https://*.example.com", "null"; "*" for any); '
         "their cookies never count",
+    ),
+    "LOGIN_EXPIRATION_DAYS": (
+        90.0,
+        "days a resume token from a login lasts (dddp.accounts; Meteor's loginExpirationInDays)",
+    ),
+    "ACCOUNTS_SIGNUP": (
+        False,
+        "switch that lets clients create users with Meteor's createUser (dddp.accounts)",
+    ),
+    "ACCOUNTS_AMBIGUOUS_ERRORS": (
+        True,
+        "switch that makes every failed login 403 'Something went wrong. Please check your "
+        "credentials.', as in Meteor 3, rather than saying whether the user exists (dddp.accounts)",
+    ),
+    "PASSWORD_HASHING_THREADS": (
+        max(1, (os.cpu_count() or 2) - 1),
+        "password hashes (checks, new passwords) computed at once per server process, each in a "
+        "thread of its own, off the event loop (dddp.accounts); default: one less than the CPUs",
     ),
     "SHUTDOWN_TIMEOUT": (
         10.0,

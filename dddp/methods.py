@@ -62,12 +62,17 @@ class MethodInvocation:
         random_seed: str | None = None,
         set_user_id: Callable[[Any], None] | None = None,
         unblock: Callable[[], None] | None = None,
+        login_token: str | None = None,
+        set_login_token: Callable[[str | None], None] | None = None,
     ):
         self.name = name
         self.connection = connection
         self.user_id = user_id
         self.random_seed = random_seed
+        #: The hash of the resume token this connection logged in with (dddp.accounts), or None.
+        self.login_token = login_token
         self._set_user_id = set_user_id
+        self._set_login_token = set_login_token
         self._unblock = unblock
         self.is_simulation = False  # server-side code never simulates
         self._random_streams: RandomStreams | None = None
@@ -100,12 +105,23 @@ class MethodInvocation:
             self._unblock()
 
     def set_user_id(self, user_id: Any) -> None:
-        """Log the connection in (or out, with None), as Meteor's `this.setUserId`."""
+        """Log the connection in (or out, with None), as Meteor's `this.setUserId`.
+
+        The connection's subscriptions then run again for the new user, and the
+        client gets the difference before this method's `result` (A-4, D-59).
+        """
         if self._set_user_id is None:
             raise RuntimeError("this connection does not support logging in")
         self._set_user_id(user_id)
         self.user_id = user_id
         self.__dict__.pop("_user", None)
+
+    def set_login_token(self, hashed_token: str | None) -> None:
+        """Tie the connection to a resume token's hash (or to none): when that token is
+        revoked, in any server process, the connection is closed (A-4)."""
+        if self._set_login_token is not None:
+            self._set_login_token(hashed_token)
+        self.login_token = hashed_token
 
 
 _current: contextvars.ContextVar[MethodInvocation | None] = contextvars.ContextVar(

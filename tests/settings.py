@@ -28,7 +28,9 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "dddp",
+    "dddp.accounts",
     "tests.testapp",
+    "tests.accountsapp",
     "tests.typesapp",
 ]
 if django.VERSION >= (5, 0):  # database defaults (db_default) arrived in Django 5.0
@@ -43,6 +45,14 @@ EMBEDDED_PGDATA = (
 )
 DATABASES = {"default": database_settings(EMBEDDED_PGDATA)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Meteor clients send a password's SHA-256: its hasher first (dddp.accounts), with few
+# rounds, since the tests log in hundreds of times; Django's own after it, for old hashes.
+PASSWORD_HASHERS = [
+    "tests.accountsapp.hashers.FastMeteorPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 for _name, (_default, _meaning) in DEFAULTS.items():
     _value = os.environ.get(f"DDDP_{_name}")

@@ -12,7 +12,7 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.log_throttle import LogThrottle, left_out
-from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, close_frame
+from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, close_frame
 from dddp.server.heap import start_heap_trimmer
 from dddp.server.hub import Hub
 from dddp.server.origins import OriginPolicy, Refusal
@@ -89,11 +89,13 @@ class DDPServer:
         self.origins = OriginPolicy(allowed_origins)
         self.workers = WorkerPool(method_workers)
         self.hub = Hub(registry, connect_listener, max_observers)
+        self.hub.tokens_revoked = self.close_sessions_logged_in_with
         self.sessions: set[Session] = set()
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
         self._heap_trimmer = start_heap_trimmer()
+        self._token_sweeper = start_token_sweeper(self.workers)
         self.sockjs = SockJSEndpoints(
             self,
             heartbeat_delay=sockjs_heartbeat_delay,
@@ -200,6 +202,13 @@ class DDPServer:
         self.sessions.add(session)
         session.start(pending)
 
+    def close_sessions_logged_in_with(self, hashed_token: str) -> None:
+        """A resume token was revoked (logout elsewhere, a password change...): close the
+        connections logged in with it, as Meteor does; the client's resume then fails."""
+        for session in list(self.sessions):
+            if session.login_token == hashed_token:
+                session.close(CLOSE_NORMAL, "logged out: its login token was revoked")
+
     def forget(self, session: Session) -> None:
         self.sessions.discard(session)
         if not self.sessions:
@@ -277,7 +286,33 @@ class DDPServer:
         self._ticker.kill(block=False)
         if self._heap_trimmer is not None:
             self._heap_trimmer.kill(block=False)
+        if self._token_sweeper is not None:
+            self._token_sweeper.kill(block=False)
         self.hub.stop(STOP_GRACE)
+
+
+#: Seconds between sweeps of expired login tokens (Meteor's is 10 minutes).
+TOKEN_SWEEP_INTERVAL = 600.0
+
+
+def start_token_sweeper(workers: WorkerPool) -> gevent.Greenlet | None:
+    """With dddp.accounts installed, delete expired login tokens now and then: the
+    connections logged in with them close (in every server process)."""
+    from django.apps import apps
+
+    if not apps.is_installed("dddp.accounts"):
+        return None
+    from dddp.accounts.tokens import delete_expired
+
+    def sweep() -> None:
+        while True:
+            gevent.sleep(TOKEN_SWEEP_INTERVAL)
+            try:
+                workers.run(delete_expired)
+            except Exception:  # the database may be down: the next sweep tries again
+                logger.warning("could not delete expired login tokens", exc_info=True)
+
+    return gevent.spawn(sweep)
 
 
 def _plain(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:

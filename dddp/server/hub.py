@@ -24,14 +24,14 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import Queue
 
-from dddp.changes import FENCE_CHANNEL, Change, Reassembler
+from dddp.changes import FENCE_CHANNEL, REVOKED_TOKENS_CHANNEL, Change, Reassembler
 from dddp.log_throttle import LogThrottle, first_line, left_out
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
@@ -75,20 +75,38 @@ class Hub:
         self._fences: dict[str, AsyncResult[None]] = {}
         self._fence_numbers = itertools.count(1)
         self.server_id = random_id()
-        self.listener = Listener(connect, self._received, self._reconnected, always=(FENCE_CHANNEL,))
+        #: Called with each revoked token's hash, in the hub's greenlet (the server closes
+        #: the sessions logged in with it).
+        self.tokens_revoked: Callable[[str], None] = lambda hashed_token: None
+        self.listener = Listener(
+            connect, self._received, self._reconnected, always=(FENCE_CHANNEL, REVOKED_TOKENS_CHANNEL)
+        )
         self._loaders = WorkerPool(LOADERS)
         self._greenlet = gevent.spawn(self._run)
 
     # --- called from session greenlets ----------------------------------------------
 
     def subscribe(
-        self, session: Session, sub_id: str, publication: type[Publication], params: list[Any], user_id: Any
+        self,
+        session: Session,
+        sub_id: Hashable,
+        publication: type[Publication],
+        params: list[Any],
+        user_id: Any,
     ) -> ObserverKey:
-        """Attach the subscription to its observer (made and loaded if new); raises MeteorError."""
+        """Attach the subscription to its observer (made and loaded if new); raises MeteorError.
+
+        Universal publications (the logged-in user's document) do not count toward
+        DDDP_MAX_OBSERVERS: a full process must still show a user who logs in.
+        """
         key = observer_key(publication, params, user_id)
         ready = self._ready.get(key)
         if ready is None:
-            if len(self._ready) >= self.max_observers:
+            if (
+                len(self._ready) >= self.max_observers
+                and not publication.universal
+                and len(self._ready) - self._universal_observers() >= self.max_observers
+            ):
                 # Each observer costs memory and work on every change of its tables: a
                 # process serving this many distinct queries takes no more (the clients'
                 # retries find one with room, or this one once some have ended).
@@ -115,11 +133,15 @@ class Hub:
             return self.subscribe(session, sub_id, publication, params, user_id)
         return key
 
-    def unsubscribe(self, session: Session, sub_id: str, key: ObserverKey) -> None:
+    def _universal_observers(self) -> int:
+        names = {publication.publication_name() for publication in self.registry.universal_publications}
+        return sum(key[0] in names for key in self._ready)
+
+    def unsubscribe(self, session: Session, sub_id: Hashable, key: ObserverKey) -> None:
         """Withdraw the subscription's documents from the session (D-53) and detach it."""
         self._call(self._detach, session, sub_id, key, True)
 
-    def forget(self, session: Session, sub_id: str, key: ObserverKey) -> None:
+    def forget(self, session: Session, sub_id: Hashable, key: ObserverKey) -> None:
         """Detach a subscription of a session that is gone: nothing to send."""
         self._call(self._detach, session, sub_id, key, False)
 
@@ -231,6 +253,9 @@ class Hub:
                 if fence is not None:
                     fence.set(None)
                 continue
+            if channel == REVOKED_TOKENS_CHANNEL:
+                self.tokens_revoked(payload)
+                continue
             try:
                 change = self._reassembler.feed(channel, payload)
             except ValueError as exc:
@@ -285,14 +310,14 @@ class Hub:
             self._detach(session, sub_id, key, True)
             session.subscription_failed(sub_id, error)
 
-    def _attach(self, key: ObserverKey, session: Session, sub_id: str) -> bool:
+    def _attach(self, key: ObserverKey, session: Session, sub_id: Hashable) -> bool:
         observer = self.observers.get(key)
         if observer is None:
             return False
         observer.attach(session, sub_id)
         return True
 
-    def _detach(self, session: Session, sub_id: str, key: ObserverKey | None, withdraw: bool) -> None:
+    def _detach(self, session: Session, sub_id: Hashable, key: ObserverKey | None, withdraw: bool) -> None:
         observer = self.observers.get(key) if key is not None else None
         if observer is not None:
             observer.detach(session, sub_id)

@@ -164,15 +164,19 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
+    from dddp import cpu_bound
     from dddp.api import API
     from dddp.conf import dddp_settings
     from dddp.server.app import DDPServer
+    from dddp.server.cpu_threads import CPUThreads
 
     django_app = None
     if serve_django:
         django_app = get_wsgi_application()
         if settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS:
             django_app = _static_files_handler(django_app)  # as runserver does in DEBUG
+    # Password hashes (dddp.accounts) compute in threads of their own, off the event loop.
+    cpu_bound.install(CPUThreads(int(dddp_settings.PASSWORD_HASHING_THREADS)).run)
     return DDPServer(
         API,
         django_app=django_app,

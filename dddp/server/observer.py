@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +91,7 @@ class Observer:
             raise PublicationError(str(problem))
         self.queries = [self._observe(f"{where}[{index}]", query) for index, query in enumerate(returned)]
         self.documents: Documents = {}
-        self.subscribers: dict[tuple[Session, str], None] = {}  # ordered: insertion order
+        self.subscribers: dict[tuple[Session, Hashable], None] = {}  # ordered: insertion order
         self.loaded = False
         # While a first read runs elsewhere: the Changes that arrived meanwhile, to apply
         # after it, and whether the LISTEN connection was lost meanwhile (read again).
@@ -275,7 +275,7 @@ class Observer:
         for session, sub_id in list(self.subscribers):
             session.deliver(sub_id, kind, name, doc_id, fields, cleared, text, after, before)
 
-    def attach(self, session: Session, sub_id: str) -> None:
+    def attach(self, session: Session, sub_id: Hashable) -> None:
         """Add a subscriber and send it every current document."""
         snapshot = self._snapshot() if self._snapshot is not None else None
         if snapshot is None:
@@ -284,7 +284,7 @@ class Observer:
         session.deliver_initial(sub_id, snapshot)
         self.subscribers[(session, sub_id)] = None
 
-    def detach(self, session: Session, sub_id: str) -> None:
+    def detach(self, session: Session, sub_id: Hashable) -> None:
         self.subscribers.pop((session, sub_id), None)
 
 

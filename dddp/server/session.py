@@ -23,7 +23,8 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -52,6 +53,7 @@ from dddp.server.transport import Transport, TransportClosed
 from dddp.signals import changes_sent, reset_changes_sent, send_fence
 
 if TYPE_CHECKING:
+    from dddp.api import Publication
     from dddp.server.app import DDPServer
     from dddp.server.observer import ObserverKey
     from dddp.server.snapshot import Snapshot
@@ -68,6 +70,21 @@ MERGE_SLICE = 1000
 OUTPUT_PAUSE_BYTES = 1 << 20
 
 
+@dataclass
+class Subscribed:
+    """A subscription the session holds: what was asked for, and the run serving it.
+
+    The hub and the mergebox know a run by its `handle`: the client's sub id for
+    the first run, a fresh handle for each re-run after a login or logout (D-59),
+    so that the new run's documents merge in before the old run's are withdrawn.
+    """
+
+    publication: type[Publication]
+    params: list[Any]
+    key: ObserverKey
+    handle: Hashable
+
+
 class Session:
     """One client connection, from the transport's open to its close."""
 
@@ -82,12 +99,16 @@ class Session:
             max_params_size=server.max_params_size,
         )
         self.user_id: Any = None
-        self.subscriptions: dict[str, ObserverKey] = {}
+        self.login_token: str | None = None  # the hash of the resume token it logged in with
+        self._user_changed = False  # by a method: its subscriptions re-run before its result
+        self.subscriptions: dict[str, Subscribed] = {}  # by the client's sub id
+        self.universal: dict[str, Subscribed] = {}  # universal publications, by name (A-20)
+        self._runs = itertools.count(1)
         self.mergebox = Mergebox()
         self.closed = False  # closing or closed: no more input is handled, nothing more is queued
         self.close_reason = "closed by the client"
         self._started = 0.0
-        self._requests: deque[Event] = deque()
+        self._requests: deque[Event | _StartUniversal] = deque()
         self._processor: gevent.Greenlet | None = None
         self._unblocked_calls = 0  # methods that called this.unblock() and are still running
         # Documents encoded as the client takes them, what was sent after them, the close.
@@ -152,8 +173,9 @@ class Session:
         self._waiting = None
         self._requests.clear()
         self.server.forget(self)
-        if self.subscriptions:
-            gevent.spawn(self._forget_subscriptions, dict(self.subscriptions))
+        held = [*self.subscriptions.values(), *self.universal.values()]
+        if held:
+            gevent.spawn(self._forget_subscriptions, held)
         logger.info(
             "connection %d closed after %.1fs (session %s): %s",
             self.number,
@@ -208,16 +230,21 @@ class Session:
     def _handle(self, event: Event) -> None:
         if isinstance(event, SessionStarted):
             logger.debug("connection %d: session %s, DDP %s", self.number, event.session_id, event.version)
+            if self.server.registry.universal_publications:
+                self._queue_request(_StartUniversal())
         elif isinstance(event, CloseTransport):
             self.close(CLOSE_NORMAL, event.reason)
         else:
-            self._requests.append(event)
-            if len(self._requests) >= self._max_pending and not self._requests_paused:
-                # Read no more until the backlog is half done: a client pipelining
-                # requests waits in its socket (or its HTTP send), not in our memory.
-                self._pause_reading(requests=True)
-            if self._processor is None:
-                self._processor = gevent.spawn(self._process_requests)
+            self._queue_request(event)
+
+    def _queue_request(self, event: Event | _StartUniversal) -> None:
+        self._requests.append(event)
+        if len(self._requests) >= self._max_pending and not self._requests_paused:
+            # Read no more until the backlog is half done: a client pipelining
+            # requests waits in its socket (or its HTTP send), not in our memory.
+            self._pause_reading(requests=True)
+        if self._processor is None:
+            self._processor = gevent.spawn(self._process_requests)
 
     # --- requests, in order (D-84) ----------------------------------------------
 
@@ -232,6 +259,8 @@ class Session:
                         self._subscribe(request)
                     elif isinstance(request, Unsubscribe):
                         self._unsubscribe(request)
+                    elif isinstance(request, _StartUniversal):
+                        self._start_universal()
                 except Exception as exc:  # a bug of ours must not end the session
                     count = _failures.allow(("request", self.number, type(request), type(exc)))
                     if count is not None:
@@ -291,6 +320,8 @@ class Session:
             random_seed=call.random_seed,
             set_user_id=self._set_user_id,
             unblock=unblocked.set,
+            login_token=self.login_token,
+            set_login_token=self._set_login_token,
         )
         fence = self.server.hub.new_fence()
         job = self.server.workers.submit(_call_with_fence, found, call.name, call.params, invocation, fence)
@@ -327,6 +358,9 @@ class Session:
                     "connection %d: method %s failed%s", self.number, quote(call.name), left_out(count)
                 )
             reply = messages.result_error(call.id, internal_server_error())
+        if self._user_changed:  # logged in or out: the client's view changes before the result (A-4)
+            self._user_changed = False
+            self._rerun_subscriptions()
         self.send(reply)
         self._await_fence(fence, wrote)
         self.send(messages.updated([call.id]))
@@ -362,59 +396,119 @@ class Session:
         try:
             publication.check_params(sub.params)
             self._check_distinct_queries(publication, sub.params)
-            key = self.server.hub.subscribe(self, sub.id, publication, sub.params, self.user_id)
         except MeteorError as err:
-            self.withdraw(sub.id)
             self.send(messages.nosub(sub.id, err))
             return
-        except Exception as exc:
-            from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
-            from django.db import InterfaceError, OperationalError
+        except Exception as exc:  # noqa: BLE001 - a mistake in the publication's class: logged, and a 500
+            self.send(messages.nosub(sub.id, self._publication_failed(sub.name, sub.params, exc)))
+            return
+        outcome = self._start_run(sub.id, publication, sub.params)
+        if isinstance(outcome, MeteorError):
+            self.send(messages.nosub(sub.id, outcome))
+            return
+        self.subscriptions[sub.id] = Subscribed(publication, sub.params, outcome, sub.id)
+        self.send(messages.ready([sub.id]))  # after the initial documents (D-52)
 
-            if isinstance(exc, (OperationalError, InterfaceError)):  # the database is unreachable
-                count = _failures.allow("database unavailable")
-                if count is not None:
-                    logger.error(
-                        "publication %s: database unavailable: %s%s",
-                        quote(sub.name),
-                        first_line(exc),
-                        left_out(count),
-                    )
-                self.withdraw(sub.id)
-                self.send(messages.nosub(sub.id, database_unavailable()))
-                return
+    def _start_universal(self) -> None:
+        """Universal publications (Meteor's `publish(null)`): every session has them, with
+        no sub, ready or nosub on the wire (A-20). A failing one is logged and left out."""
+        for publication in self.server.registry.universal_publications:
+            name = publication.publication_name()
+            handle = ("universal", name, next(self._runs))
+            outcome = self._start_run(handle, publication, [])
+            if not isinstance(outcome, MeteorError):
+                self.universal[name] = Subscribed(publication, [], outcome, handle)
 
-            # One line: which publication, for which params (client input: a bounded
-            # prefix), and what is wrong. A mistake that dddp (PublicationError) or
-            # Django diagnosed says it all; anything else gets its traceback too.
-            # The same failure again and again on a connection is one line per interval, with a count.
-            count = _failures.allow(("publication", self.number, sub.name, type(exc)))
+    def _rerun_subscriptions(self) -> None:
+        """After a login or logout, every subscription runs again for the new user (D-59).
+
+        The new run's documents are merged in before the old run's are withdrawn, so
+        the client gets exactly the difference: `added` for what it may now see,
+        `changed` for what differs, `removed` for what it may no longer see, and
+        nothing for the documents it keeps. A subscription whose query does not
+        depend on the user (the same observer) is left as it is.
+        """
+        for table, is_universal in ((self.universal, True), (self.subscriptions, False)):
+            for name, held in list(table.items()):
+                if self.closed:
+                    return
+                if observer_key(held.publication, held.params, self.user_id) == held.key:
+                    continue
+                handle = (name, next(self._runs))
+                outcome = self._start_run(handle, held.publication, held.params)
+                if table.get(name) is not held:
+                    # Unsubscribed meanwhile (by a later request of an unblocked method).
+                    if not isinstance(outcome, MeteorError):
+                        self.server.hub.unsubscribe(self, handle, outcome)
+                    continue
+                self.server.hub.unsubscribe(self, held.handle, held.key)  # the old run's documents out
+                if isinstance(outcome, MeteorError):
+                    del table[name]
+                    if not is_universal:
+                        self.send(messages.nosub(name, outcome))  # D-54
+                    continue
+                held.key, held.handle = outcome, handle
+
+    def _start_run(self, handle: Hashable, publication: Any, params: list[Any]) -> ObserverKey | MeteorError:
+        """Attach a run of the publication to its observer (the documents go out as it attaches).
+
+        On failure, whatever the run sent is withdrawn, the log says why, and the
+        error for the client's nosub is returned.
+        """
+        try:
+            key = self.server.hub.subscribe(self, handle, publication, params, self.user_id)
+        except MeteorError as err:
+            self.withdraw(handle)
+            return err
+        except Exception as exc:  # noqa: BLE001 - the publication's failure: logged, and a nosub
+            self.withdraw(handle)
+            return self._publication_failed(publication.publication_name(), params, exc)
+        if self._finished:  # closed while it ran: nobody will forget it otherwise
+            self.server.hub.forget(self, handle, key)
+        return key
+
+    def _publication_failed(self, name: str, params: list[Any], exc: Exception) -> MeteorError:
+        from django.core.exceptions import FieldDoesNotExist, FieldError, ImproperlyConfigured
+        from django.db import InterfaceError, OperationalError
+
+        if isinstance(exc, (OperationalError, InterfaceError)):  # the database is unreachable
+            count = _failures.allow("database unavailable")
             if count is not None:
-                params, reason = repr(sub.params), str(exc)
-                line = "connection %d: publication %r failed for params %s: %s: %s%s"
-                args = (
-                    self.number,
-                    sub.name,
-                    params if len(params) <= 200 else params[:197] + "...",
-                    type(exc).__name__,
-                    reason if len(reason) <= 500 else reason[:497] + "...",
+                logger.error(
+                    "publication %s: database unavailable: %s%s",
+                    quote(name),
+                    first_line(exc),
                     left_out(count),
                 )
-                if isinstance(exc, (ImproperlyConfigured, FieldError, FieldDoesNotExist)):
-                    logger.error(line, *args)
-                else:
-                    logger.exception(line, *args)
-            self.withdraw(sub.id)
-            self.send(messages.nosub(sub.id, internal_server_error()))  # D-54
-            return
-        self.subscriptions[sub.id] = key
-        self.send(messages.ready([sub.id]))  # after the initial documents (D-52)
+            return database_unavailable()
+
+        # One line: which publication, for which params (client input: a bounded
+        # prefix), and what is wrong. A mistake that dddp (PublicationError) or
+        # Django diagnosed says it all; anything else gets its traceback too.
+        # The same failure again and again on a connection is one line per interval, with a count.
+        count = _failures.allow(("publication", self.number, name, type(exc)))
+        if count is not None:
+            shown, reason = repr(params), str(exc)
+            line = "connection %d: publication %r failed for params %s: %s: %s%s"
+            args = (
+                self.number,
+                name,
+                shown if len(shown) <= 200 else shown[:197] + "...",
+                type(exc).__name__,
+                reason if len(reason) <= 500 else reason[:497] + "...",
+                left_out(count),
+            )
+            if isinstance(exc, (ImproperlyConfigured, FieldError, FieldDoesNotExist)):
+                logger.error(line, *args)
+            else:
+                logger.exception(line, *args)
+        return internal_server_error()  # D-54
 
     def _check_distinct_queries(self, publication: Any, params: list[Any]) -> None:
         """A connection may hold many subscriptions, but only so many distinct queries:
         each is an observer, whose work on every change the whole process shares."""
         limit = self.server.max_observers_per_connection
-        held = set(self.subscriptions.values())
+        held = {subscribed.key for subscribed in self.subscriptions.values()}
         if len(held) >= limit and observer_key(publication, params, self.user_id) not in held:
             count = _failures.allow(("distinct queries", self.number))
             if count is not None:
@@ -431,16 +525,16 @@ class Session:
             )
 
     def _unsubscribe(self, unsub: Unsubscribe) -> None:
-        key = self.subscriptions.pop(unsub.id, None) if isinstance(unsub.id, str) else None
-        if key is not None:
-            self.server.hub.unsubscribe(self, unsub.id, key)  # documents out first (D-53)
+        held = self.subscriptions.pop(unsub.id, None) if isinstance(unsub.id, str) else None
+        if held is not None:
+            self.server.hub.unsubscribe(self, held.handle, held.key)  # documents out first (D-53)
         self.send(messages.nosub(unsub.id))  # D-32
 
     # --- data from observers (called in the hub's greenlet) ------------------------
 
     def deliver(
         self,
-        sub_id: str,
+        sub_id: Hashable,
         kind: str,
         collection: str,
         doc_id: str,
@@ -469,7 +563,7 @@ class Session:
             # The observer encoded the message once for all; most sessions send it as is.
             self._deliver_text(text if out.passthrough and text is not None else out.to_message())
 
-    def deliver_initial(self, sub_id: str, snapshot: Snapshot) -> None:
+    def deliver_initial(self, sub_id: Hashable, snapshot: Snapshot) -> None:
         """A new subscription's current documents (D-52), merged now, sent as the client takes them.
 
         The mergebox records them at once (so later changes find them). A
@@ -498,19 +592,24 @@ class Session:
             self._outbox.extend(queued)
             self._start_writer()
 
-    def withdraw(self, sub_id: str) -> None:
-        """Take a subscription's documents out of the client's view (D-53, D-74)."""
-        for out in self.mergebox.remove_subscription(sub_id):
+    def withdraw(self, handle: Hashable) -> None:
+        """Take a subscription run's documents out of the client's view (D-53, D-74)."""
+        for out in self.mergebox.remove_subscription(handle):
             self.send(out.to_message())
 
-    def subscription_failed(self, sub_id: str, error: MeteorError) -> None:
+    def subscription_failed(self, handle: Hashable, error: MeteorError) -> None:
         """The publication failed after `ready` (D-54): its documents are already withdrawn."""
-        self.subscriptions.pop(sub_id, None)
-        self.send(messages.nosub(sub_id, error))
+        for table in (self.subscriptions, self.universal):
+            for name, held in list(table.items()):
+                if held.handle == handle:
+                    del table[name]
+                    if table is self.subscriptions:
+                        self.send(messages.nosub(name, error))
+                    return
 
-    def _forget_subscriptions(self, subscriptions: dict[str, ObserverKey]) -> None:
-        for sub_id, key in subscriptions.items():
-            self.server.hub.forget(self, sub_id, key)
+    def _forget_subscriptions(self, held: list[Subscribed]) -> None:
+        for subscribed in held:
+            self.server.hub.forget(self, subscribed.handle, subscribed.key)
 
     @property
     def idle(self) -> bool:
@@ -518,7 +617,12 @@ class Session:
         return self._processor is None and not self._requests and not self._unblocked_calls
 
     def _set_user_id(self, user_id: Any) -> None:
-        self.user_id = user_id
+        if user_id != self.user_id:
+            self.user_id = user_id
+            self._user_changed = True
+
+    def _set_login_token(self, hashed_token: str | None) -> None:
+        self.login_token = hashed_token
 
     def connection_info(self) -> ConnectionInfo:
         return ConnectionInfo(
@@ -726,3 +830,7 @@ def _call_with_fence(
     finally:
         if changes_sent():
             send_fence(fence)
+
+
+class _StartUniversal:
+    """A request of the session itself: start the universal publications, in order with the client's."""

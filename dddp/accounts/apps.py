@@ -1,0 +1,16 @@
+"""The `dddp.accounts` Django app: its token model, checks, and the signals that revoke tokens."""
+
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "dddp.accounts"
+    label = "dddp_accounts"
+    verbose_name = "Django DDP accounts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import dddp.accounts.checks  # noqa: F401  (registers the checks)
+        from dddp.accounts import tokens
+
+        tokens.connect_signals()

@@ -1,0 +1,45 @@
+"""System checks of dddp.accounts: a digest can be checked only with its hasher in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from dddp.accounts.hashers import MeteorPBKDF2PasswordHasher
+
+HASHER = "dddp.accounts.hashers.MeteorPBKDF2PasswordHasher"
+
+
+def _is_meteor_hasher(path: str) -> bool:
+    try:
+        return issubclass(import_string(path), MeteorPBKDF2PasswordHasher)
+    except ImportError:
+        return False
+
+
+@checks.register(checks.Tags.security)
+def check_password_hashers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    hashers = list(settings.PASSWORD_HASHERS)
+    if not any(_is_meteor_hasher(path) for path in hashers):
+        return [
+            checks.Error(
+                f"{HASHER} is not in PASSWORD_HASHERS: a Meteor client's password digest "
+                "cannot be checked, and passwords set by createUser or changePassword cannot be stored",
+                hint=f"Put {HASHER!r} first in PASSWORD_HASHERS, before Django's hashers.",
+                id="dddp.accounts.E001",
+            )
+        ]
+    if not _is_meteor_hasher(hashers[0]):
+        return [
+            checks.Warning(
+                f"{HASHER} is not first in PASSWORD_HASHERS: passwords set through Django are "
+                "hashed so that a Meteor client's digest cannot be checked against them",
+                hint=f"Put {HASHER!r} first in PASSWORD_HASHERS; existing hashes are rewritten at each "
+                "user's next login with the password itself (Django's login page, or a plaintext DDP login).",
+                id="dddp.accounts.W001",
+            )
+        ]
+    return []

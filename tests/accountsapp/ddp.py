@@ -1,0 +1,42 @@
+"""Publications whose rows depend on the logged-in user, for the accounts tests."""
+
+from django.db.models import Q
+
+from dddp.api import API, Collection, Publication
+from tests.accountsapp import models
+
+
+class Diary(Collection):
+    model = models.Diary
+
+
+class MyDiaries(Publication):
+    """The logged-in user's diaries; none when logged out."""
+
+    def get_queries(self):
+        if self.user_id is None:
+            return [models.Diary.objects.none()]
+        return [models.Diary.objects.filter(owner_id=self.user_id)]
+
+
+class VisibleDiaries(Publication):
+    """Public diaries, and the logged-in user's own: logging in adds to what a client holds."""
+
+    def get_queries(self):
+        mine = Q(owner_id=self.user_id) if self.user_id is not None else Q(pk__in=[])
+        return [models.Diary.objects.filter(Q(public=True) | mine)]
+
+
+class PublicDiaries(Publication):
+    """The same for every user."""
+
+    queries = [models.Diary.objects.filter(public=True)]
+
+
+API.register([Diary, MyDiaries, VisibleDiaries, PublicDiaries])
+
+
+@API.method
+def whoami(this):
+    """The connection's user id, as the server holds it."""
+    return this.user_id
