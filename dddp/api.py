@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from dddp import signals
+from dddp import signals, writes
 from dddp.methods import ConnectionInfo, Method, MethodInvocation, method
 from dddp.protocol.errors import MeteorError, match_failed
 from dddp.publication_checks import declaration_problems
@@ -49,6 +49,12 @@ class Collection:
     values); `fields` keeps only those named, `exclude` drops those named, and
     overriding `shape` can rename, add or compute fields. Filters of
     publications still see every column, published or not.
+
+    `client_writes` lets Meteor clients write the collection themselves
+    (`Books.insert/update/remove`), as allowed by the model's Django
+    permissions and the Collection's optional rules `allow_insert(user, doc)`,
+    `allow_update(user, instance, field_names, modifier)`,
+    `allow_remove(user, instance)` and their `deny_` vetoes (see `dddp.writes`).
     """
 
     model: ClassVar[type[models.Model]]
@@ -58,6 +64,12 @@ class Collection:
     fields: ClassVar[Sequence[str] | None] = None
     #: These fields are never published.
     exclude: ClassVar[Sequence[str]] = ()
+    #: The writes clients may make: any of "insert", "update", "remove" (default: none).
+    client_writes: ClassVar[Sequence[str]] = ()
+    #: The fields clients may write (default: the published ones that are editable).
+    writable_fields: ClassVar[Sequence[str] | None] = None
+    #: Whether the model's Django permission (add, change, delete) lets a user write.
+    allow_by_model_permission: ClassVar[bool] = True
 
     @classmethod
     def collection_name(cls) -> str:
@@ -163,9 +175,12 @@ class Registry:
                     inspect.isclass(getattr(item, "model", None)) and issubclass(item.model, models.Model)
                 ):
                     raise ImproperlyConfigured(f"{item.__name__}.model must be a Django model class")
+                write_methods = writes.write_methods(item)  # checks client_writes before anything is added
                 self._add(self.collections, item.collection_name(), item, "collection")
                 self._add(self.collections_by_model, item.model, item, "collection for model")
                 signals.connect(item)
+                for found in write_methods:
+                    self._add(self.methods, found.name, found, "method")
             elif inspect.isclass(item) and issubclass(item, Publication) and item.universal:
                 names = {published.publication_name(): published for published in self.universal_publications}
                 self._add(names, item.publication_name(), item, "universal publication")

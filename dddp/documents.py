@@ -232,6 +232,12 @@ def document_pk(model: type[models.Model], doc_id: str) -> Any:
     return _target_field(model._meta.pk).to_python(raw)
 
 
+def related_key(field: models.Field[Any, Any], doc_id: str) -> Any:
+    """What a foreign key holds for the document id it is published as (the inverse of `field_value`)."""
+    raw = doc_id[1:] if doc_id.startswith("-") else doc_id
+    return _target_field(field).to_python(raw)
+
+
 def canonical(fields: dict[str, Any]) -> dict[str, Any]:
     """Fields as a Change payload delivers them (EJSON-encoded, then decoded).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from dddp.protocol.random import RandomStreams
 from tests.databases import scratch_database
 from tests.ddp_client import DDPClient
 from tests.server_process import REPO, ServerProcess
@@ -82,7 +84,54 @@ def test_example_method_writes_what_another_process_reads(
     shell = manage(
         "shell",
         "-c",
-        f"from bookstore.models import Book; print(Book.objects.get(pk={book_id}).title)",
+        f"from bookstore.models import Book; print(Book.objects.get(pk={book_id!r}).title)",
         url=example_database_url,
     )
     assert shell.stdout.strip().splitlines()[-1] == "One for the Money"
+
+
+def test_example_books_take_the_ids_the_clients_stub_drew(example_server: ServerProcess) -> None:
+    """R-2, R-6: a book the example's add_book makes has the id of its call's randomSeed."""
+    seed = "0123456789abcdef0123"
+    with DDPClient(example_server.ws_url) as ddp:
+        ddp.connect()
+        reply = ddp.call("add_book", "Two for the Dough", "janet@evanovich.com", id="add", randomSeed=seed)
+    assert reply["result"]["result"] == RandomStreams(seed).stream("/collection/bookstore.book").id()
+
+
+def test_example_books_insert_makes_the_row_with_the_stubs_id(
+    example_server: ServerProcess, example_database_url: str
+) -> None:
+    """M-1: a logged-in Meteor client's Books.insert({...}) makes the row under the id its stub
+    drew, as the model permissions allow (a superuser here); an anonymous one is refused."""
+    seed = "b1d5e3e2b5a0f3c1e9d7"
+    expected = RandomStreams(seed).stream("/collection/bookstore.book").id()
+    name = f"boss-{seed[:6]}"
+    manage(
+        "shell",
+        "-c",
+        f"from django.contrib.auth import get_user_model; "
+        f"get_user_model().objects.create_superuser({name!r}, password='store keys')",
+        url=example_database_url,
+    )
+    digest = {"digest": hashlib.sha256(b"store keys").hexdigest(), "algorithm": "sha-256"}
+    with DDPClient(example_server.ws_url) as ddp:
+        ddp.connect()
+        ddp.sub("AllBooks", id="all")
+        janet = next(
+            doc_id
+            for doc_id, author in ddp.collections["bookstore.author"].items()
+            if author["email"] == "janet@evanovich.com"
+        )
+        doc = {"title": "Three to Get Deadly", "author": janet}
+        refused = ddp.call("/bookstore.book/insert", doc, id="anon", randomSeed=seed)
+        assert refused["result"]["error"]["reason"] == "Access denied"
+
+        login = ddp.call("login", {"user": {"username": name}, "password": digest}, id="login")
+        assert "error" not in login["result"], login
+        reply = ddp.call("/bookstore.book/insert", doc, id="insert", randomSeed=seed)
+
+    assert reply["result"]["result"] == expected
+    kinds = [(m["msg"], m.get("id")) for m in reply["messages"]]
+    assert kinds.index(("added", expected)) < kinds.index(("updated", None))  # D-82
+    assert ddp.collections["bookstore.book"][expected]["title"] == "Three to Get Deadly"

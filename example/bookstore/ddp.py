@@ -6,6 +6,9 @@ from dddp.api import API, Collection, Publication
 
 class Book(Collection):
     model = models.Book
+    # Meteor clients may call Books.insert/update/remove as their Django user's
+    # permissions on books allow (a superuser; a user given them in the admin).
+    client_writes = ("insert", "update", "remove")
 
 
 class Author(Collection):

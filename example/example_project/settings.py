@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "dddp",
+    "dddp.accounts",  # Meteor's login, logout and createUser against these users
     "bookstore",
 ]
 
@@ -68,6 +69,19 @@ TEMPLATES = [
 # subscribers see concurrent saves of one row in the order they were made.
 DATABASES = {"default": {**database_settings(EXAMPLE_DIR / "pgdata"), "ATOMIC_REQUESTS": True}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A Meteor client sends a password's SHA-256, never the password: this hasher
+# first, so that passwords set in the admin or by createsuperuser check against
+# it (docs/accounts.rst); Django's own after it, for hashes made before.
+PASSWORD_HASHERS = [
+    "dddp.accounts.hashers.MeteorPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -114,6 +114,7 @@ class AuthorCollection(Collection):
 
 class BookCollection(Collection):
     model = models.Book
+    client_writes = ("insert", "update", "remove")  # as the model permissions allow (dddp.writes)
 
 
 class TagCollection(Collection):
@@ -240,10 +241,27 @@ def add_book(this, title, author_email, pages=0):
 class TaskCollection(Collection):
     model = models.Task
     name = "tasks"  # the name a Meteor app gives its collection: `new Mongo.Collection("tasks")`
+    client_writes = ("insert", "update", "remove")  # as the model permissions and these rules allow
+
+    @classmethod
+    def allow_insert(cls, user, doc):
+        """Anyone logged in may add a task, permission or not."""
+        return user.is_authenticated
+
+    @classmethod
+    def deny_update(cls, user, task, field_names, modifier):
+        """A task marked done stays done, whoever asks."""
+        return task.text.endswith("(done)")
 
 
 class LabelCollection(Collection):
     model = models.Label
+    client_writes = ("insert", "remove")
+    allow_by_model_permission = False  # its rules alone decide, and it has none for remove
+
+    @classmethod
+    def allow_insert(cls, user, doc):
+        return user.is_authenticated
 
 
 class AllTasks(Publication):
@@ -269,3 +287,12 @@ def unblocked_sleep(this, seconds):
     this.unblock()
     gevent.sleep(seconds)
     return seconds
+
+
+@API.method
+def login_as(this, username):
+    """Test only: log the connection in as a user the test made (None: log out)."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username=username) if username is not None else None
+    this.set_user_id(user.pk if user is not None else None)
