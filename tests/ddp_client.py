@@ -72,14 +72,20 @@ class DDPClient:
         self, collection: str, expected: dict[str, dict[str, Any]], timeout: float = 10.0
     ) -> None:
         """Read messages until the client's `collection` equals `expected` (fails after `timeout`)."""
+        self.wait_until(
+            lambda: self.collections.get(collection, {}) == expected,
+            lambda: f"view of {collection} never became {expected}: {self.collections.get(collection)}",
+            timeout,
+        )
+
+    def wait_until(self, done: Callable[[], bool], failure: Callable[[], str], timeout: float = 10.0) -> None:
+        """Read messages until `done()` holds; fail with `failure()` after `timeout` seconds."""
         import time
 
         deadline = time.monotonic() + timeout
-        while self.collections.get(collection, {}) != expected:
+        while not done():
             remaining = deadline - time.monotonic()
-            assert remaining > 0, (
-                f"view of {collection} never became {expected}: {self.collections.get(collection)}"
-            )
+            assert remaining > 0, failure()
             try:
                 self.recv(timeout=remaining)
             except websocket.WebSocketTimeoutException:
