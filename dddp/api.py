@@ -16,7 +16,7 @@ For example::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FunctionType
 from typing import Any, ClassVar
 
@@ -163,6 +163,9 @@ class Registry:
         self.collections_by_model: dict[type[models.Model], type[Collection]] = {}
         self.publications: dict[str, type[Publication]] = {}
         self.universal_publications: list[type[Publication]] = []
+        #: Functions of a new connection's HTTP headers giving the id of the user it is
+        #: already logged in as, or None (dddp.accounts: a Django session's cookie).
+        self.connection_authenticators: list[Callable[[dict[str, str]], Any]] = []
         self.methods: dict[str, Method] = {}
 
     def register(self, items: Iterable[Any]) -> None:

@@ -27,6 +27,7 @@ TIME_ZONE = "UTC"
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "dddp",
     "dddp.accounts",
     "tests.testapp",

@@ -11,6 +11,9 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         import dddp.accounts.checks  # noqa: F401  (registers the checks)
-        from dddp.accounts import tokens
+        from dddp.accounts import sessions, tokens
+        from dddp.api import API
 
         tokens.connect_signals()
+        if sessions.user_id_from_session_cookie not in API.connection_authenticators:
+            API.connection_authenticators.append(sessions.user_id_from_session_cookie)

@@ -108,7 +108,7 @@ class Session:
         self.closed = False  # closing or closed: no more input is handled, nothing more is queued
         self.close_reason = "closed by the client"
         self._started = 0.0
-        self._requests: deque[Event | _StartUniversal] = deque()
+        self._requests: deque[Event | _SessionOpened] = deque()
         self._processor: gevent.Greenlet | None = None
         self._unblocked_calls = 0  # methods that called this.unblock() and are still running
         # Documents encoded as the client takes them, what was sent after them, the close.
@@ -230,14 +230,15 @@ class Session:
     def _handle(self, event: Event) -> None:
         if isinstance(event, SessionStarted):
             logger.debug("connection %d: session %s, DDP %s", self.number, event.session_id, event.version)
-            if self.server.registry.universal_publications:
-                self._queue_request(_StartUniversal())
+            registry = self.server.registry
+            if registry.universal_publications or registry.connection_authenticators:
+                self._queue_request(_SessionOpened())
         elif isinstance(event, CloseTransport):
             self.close(CLOSE_NORMAL, event.reason)
         else:
             self._queue_request(event)
 
-    def _queue_request(self, event: Event | _StartUniversal) -> None:
+    def _queue_request(self, event: Event | _SessionOpened) -> None:
         self._requests.append(event)
         if len(self._requests) >= self._max_pending and not self._requests_paused:
             # Read no more until the backlog is half done: a client pipelining
@@ -259,7 +260,8 @@ class Session:
                         self._subscribe(request)
                     elif isinstance(request, Unsubscribe):
                         self._unsubscribe(request)
-                    elif isinstance(request, _StartUniversal):
+                    elif isinstance(request, _SessionOpened):
+                        self._authenticate()
                         self._start_universal()
                 except Exception as exc:  # a bug of ours must not end the session
                     count = _failures.allow(("request", self.number, type(request), type(exc)))
@@ -408,6 +410,23 @@ class Session:
             return
         self.subscriptions[sub.id] = Subscribed(publication, sub.params, outcome, sub.id)
         self.send(messages.ready([sub.id]))  # after the initial documents (D-52)
+
+    def _authenticate(self) -> None:
+        """A connection already logged in elsewhere (a Django session's cookie, when its page's
+        origin is trusted) starts as that user, before its first subscription."""
+        for authenticate in self.server.registry.connection_authenticators:
+            try:
+                user_id = self.server.workers.run(authenticate, self.http_headers)
+            except Exception:
+                count = _failures.allow(("authenticate", type(authenticate)))
+                if count is not None:
+                    logger.exception(
+                        "connection %d: could not authenticate it%s", self.number, left_out(count)
+                    )
+                continue
+            if user_id is not None:
+                self.user_id = user_id
+                return
 
     def _start_universal(self) -> None:
         """Universal publications (Meteor's `publish(null)`): every session has them, with
@@ -832,5 +851,6 @@ def _call_with_fence(
             send_fence(fence)
 
 
-class _StartUniversal:
-    """A request of the session itself: start the universal publications, in order with the client's."""
+class _SessionOpened:
+    """A request of the session itself, in order before the client's: authenticate the
+    connection from its headers, then start the universal publications."""
