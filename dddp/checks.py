@@ -59,6 +59,11 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         if name == "SOCKJS_PREFIX":
             wanted = 'a path such as "/sockjs" (a leading slash, no trailing one)'
             bad = not isinstance(value, str) or not value.startswith("/") or value.endswith("/")
+        elif name == "RATE_LIMITS":
+            wanted = 'a list of rules such as {"type": "method", "requests": 10, "interval": 1.0}'
+            bad = _rate_limits_problem(value) is not None
+            if bad:
+                wanted += f" ({_rate_limits_problem(value)})"
         elif name == "ALLOWED_ORIGINS":
             wanted = 'a list of origins such as "https://app.example.com", "https://*.example.com", "*"'
             bad = not isinstance(value, list | tuple) or not all(_is_origin(origin) for origin in value)
@@ -80,6 +85,21 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 )
             )
     return messages
+
+
+def _rate_limits_problem(value: object) -> str | None:
+    from dddp.rate_limits import Rule
+
+    if not isinstance(value, list | tuple):
+        return "not a list"
+    for rule in value:
+        if not isinstance(rule, dict):
+            return f"{rule!r} is not a dict"
+        try:
+            Rule(**rule)
+        except (TypeError, ValueError) as exc:
+            return str(exc)
+    return None
 
 
 def _is_origin(value: object) -> bool:

@@ -123,6 +123,21 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "password hashes (checks, new passwords) computed at once per server process, each in a "
         "thread of its own, off the event loop (dddp.accounts); default: one less than the CPUs",
     ),
+    "RATE_LIMITS": (
+        [],
+        "rules limiting how often methods and subscriptions may be called, as Meteor's "
+        'DDPRateLimiter: dicts such as {"type": "method", "name": "add_book", "user_id": True, '
+        '"requests": 10, "interval": 1.0} (dddp.rate_limits)',
+    ),
+    "LOGIN_FAILURES": (
+        5,
+        "failed password logins allowed per connection, and per account, in each "
+        "DDDP_LOGIN_FAILURES_INTERVAL; more get too-many-requests (dddp.accounts)",
+    ),
+    "LOGIN_FAILURES_INTERVAL": (
+        10.0,
+        "seconds of each window in which DDDP_LOGIN_FAILURES are counted (dddp.accounts)",
+    ),
     "SHUTDOWN_TIMEOUT": (
         10.0,
         "seconds a graceful shutdown waits for running methods before closing sockets",

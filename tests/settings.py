@@ -7,6 +7,7 @@ start a server with, say, a 0.2 s heartbeat.
 """
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -58,8 +59,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 for _name, (_default, _meaning) in DEFAULTS.items():
     _value = os.environ.get(f"DDDP_{_name}")
     if _value is not None:
-        if isinstance(_default, list):
-            _value = [item for item in _value.split(",") if item]
+        if isinstance(_default, list):  # a JSON list (DDDP_RATE_LIMITS), or comma-separated texts
+            _value = (
+                json.loads(_value) if _value.startswith("[") else [item for item in _value.split(",") if item]
+            )
         elif not isinstance(_default, str):
             _value = type(_default)(float(_value))
         globals()[f"DDDP_{_name}"] = _value

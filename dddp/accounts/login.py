@@ -29,6 +29,7 @@ from dddp.conf import dddp_settings
 from dddp.documents import document_id, document_pk
 from dddp.methods import MethodInvocation
 from dddp.protocol.errors import MeteorError, match_failed
+from dddp.rate_limits import FixedWindowCounts, too_many_requests
 
 #: Meteor 3's one text for every failed credential check (`ambiguousErrorMessages`, A-5).
 AMBIGUOUS = "Something went wrong. Please check your credentials."
@@ -66,15 +67,48 @@ def _password_login(this: MethodInvocation, options: dict[str, Any]) -> dict[str
     selector = options["user"]
     password = parse_password(options["password"])
     user = find_user(selector)
+    # Guessing is slowed per connection and per account (any connection naming it).
+    keys = ((this.connection.id,), ("user", user.pk) if user is not None else ("name", _named(selector)))
+    by_connection, by_account = _failure_counts()
+    waits = [wait for wait in (by_connection.over(keys[0]), by_account.over(keys[1])) if wait is not None]
+    if waits:
+        raise too_many_requests(max(waits))
+    refusal = _refusal(user, password)
+    if refusal is not None:
+        by_connection.count(keys[0])
+        by_account.count(keys[1])
+        raise refusal
+    return logged_in(this, user, "password")
+
+
+def _refusal(user: Any, password: Password) -> MeteorError | None:
+    """Why the password does not log this user in, or None when it does."""
     if user is None:
         waste_a_check(password)
-        raise credentials_refused("User not found")
+        return credentials_refused("User not found")
     if not has_password(user):
         waste_a_check(password)
-        raise credentials_refused("User has no password set")
+        return credentials_refused("User has no password set")
     if not check_password(user, password) or not user.is_active:  # Django refuses inactive users
-        raise credentials_refused("Incorrect password")
-    return logged_in(this, user, "password")
+        return credentials_refused("Incorrect password")
+    return None
+
+
+def _named(selector: dict[str, str]) -> tuple[str, str]:
+    ((key, value),) = selector.items()
+    return key, value.casefold()
+
+
+_failures: tuple[tuple[int, float], FixedWindowCounts, FixedWindowCounts] | None = None
+
+
+def _failure_counts() -> tuple[FixedWindowCounts, FixedWindowCounts]:
+    """This process's counts of failed logins, per connection and per account."""
+    global _failures
+    limit = (int(dddp_settings.LOGIN_FAILURES), float(dddp_settings.LOGIN_FAILURES_INTERVAL))
+    if _failures is None or _failures[0] != limit:
+        _failures = (limit, FixedWindowCounts(*limit), FixedWindowCounts(*limit))
+    return _failures[1], _failures[2]
 
 
 def _resume(this: MethodInvocation, options: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from gevent.event import Event
 from dddp.api import Registry
 from dddp.log_throttle import LogThrottle, left_out
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, close_frame
+from dddp.rate_limits import RateLimiter
 from dddp.server.heap import start_heap_trimmer
 from dddp.server.hub import Hub
 from dddp.server.origins import OriginPolicy, Refusal
@@ -73,6 +74,7 @@ class DDPServer:
         sockjs_response_limit: int,
         sockjs_max_sessions_per_address: int,
         sockjs_test_services: bool = False,
+        rate_limits: RateLimiter | None = None,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -87,6 +89,7 @@ class DDPServer:
         self.connect_timeout = connect_timeout  # DDDP_CONNECT_TIMEOUT
         self.fence_timeout = fence_timeout
         self.origins = OriginPolicy(allowed_origins)
+        self.rate_limits = rate_limits or RateLimiter()  # DDDP_RATE_LIMITS
         self.workers = WorkerPool(method_workers)
         self.hub = Hub(registry, connect_listener, max_observers)
         self.hub.tokens_revoked = self.close_sessions_logged_in_with

@@ -167,6 +167,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
     from dddp import cpu_bound
     from dddp.api import API
     from dddp.conf import dddp_settings
+    from dddp.rate_limits import RateLimiter
     from dddp.server.app import DDPServer
     from dddp.server.cpu_threads import CPUThreads
 
@@ -200,6 +201,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         sockjs_max_sessions_per_address=dddp_settings.SOCKJS_MAX_SESSIONS_PER_ADDRESS,
         sockjs_test_services=sockjs_test_services,
         connect_listener=connect_listener,
+        rate_limits=RateLimiter.from_settings(dddp_settings.RATE_LIMITS),
     )
 
 

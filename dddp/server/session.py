@@ -45,6 +45,7 @@ from dddp.protocol.errors import (
 from dddp.protocol.mergebox import Mergebox
 from dddp.protocol.messages import CallMethod, Subscribe, Unsubscribe
 from dddp.protocol.websocket import CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION
+from dddp.rate_limits import Request
 from dddp.server.lane import LARGE_MESSAGE, lane
 from dddp.server.loop import next_turn
 from dddp.server.observer import observer_key
@@ -310,8 +311,9 @@ class Session:
         when it returns, and the next request is handled meanwhile.
         """
         found = self.server.registry.methods.get(call.name)
-        if found is None:
-            self.send(self._encode_error(call, method_not_found(call.name)))
+        refusal = method_not_found(call.name) if found is None else self._rate_limited("method", call.name)
+        if refusal is not None:
+            self.send(self._encode_error(call, refusal))
             self.send(messages.updated([call.id]))
             return
         unblocked = gevent.event.Event()
@@ -390,6 +392,10 @@ class Session:
             return
         if sub.id in self.subscriptions:
             return  # D-51: a repeated sub id is ignored
+        refusal = self._rate_limited("subscription", sub.name)
+        if refusal is not None:
+            self.send(messages.nosub(sub.id, refusal))
+            return
         if len(self.subscriptions) >= self.server.max_subscriptions:
             limit = self.server.max_subscriptions
             reason = f"Too many subscriptions: at most {limit} per connection"
@@ -467,6 +473,13 @@ class Session:
                         self.send(messages.nosub(name, outcome))  # D-54
                     continue
                 held.key, held.handle = outcome, handle
+
+    def _rate_limited(self, kind: str, name: str) -> MeteorError | None:
+        """Meteor's too-many-requests when a DDDP_RATE_LIMITS rule is over its count."""
+        request = Request(
+            kind, name, self.user_id, self.protocol.session_id or "", self.transport.client_address
+        )
+        return self.server.rate_limits.check(request)
 
     def _start_run(self, handle: Hashable, publication: Any, params: list[Any]) -> ObserverKey | MeteorError:
         """Attach a run of the publication to its observer (the documents go out as it attaches).

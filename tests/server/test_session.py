@@ -23,6 +23,7 @@ from gevent.event import Event
 
 from dddp.api import Registry
 from dddp.protocol import messages
+from dddp.rate_limits import RateLimiter
 from dddp.server.lane import LARGE_MESSAGE, lane
 from dddp.server.session import MERGE_SLICE, OUTPUT_PAUSE_BYTES, Session, deliveries_held
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
@@ -121,6 +122,7 @@ class FakeServer:
         self.max_params_size = 64 * 1024
         self.fence_timeout = 1.0
         self.hub = FakeHub()
+        self.rate_limits = RateLimiter()
         self.forgotten: list[Session] = []
 
     def forget(self, session: Session) -> None:
