@@ -198,11 +198,11 @@ class Registry:
                     f"@method functions; got {item!r}"
                 )
 
-    def method(self, func: Any = None, *, name: str | None = None) -> Any:
+    def method(self, func: Any = None, *, name: str | None = None, cpu_heavy: Any = False) -> Any:
         """Decorator: make a function a DDP method and register it at once."""
         if func is None:
-            return lambda f: self.method(f, name=name)
-        found = method(func, name=name)
+            return lambda f: self.method(f, name=name, cpu_heavy=cpu_heavy)
+        found = method(func, name=name, cpu_heavy=cpu_heavy)
         self.register([found])
         return found
 

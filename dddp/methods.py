@@ -137,7 +137,12 @@ def current_invocation() -> MethodInvocation | None:
 class Method:
     """A Python function registered as a DDP method under `name`."""
 
-    def __init__(self, func: Callable[..., Any], name: str | None = None):
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str | None = None,
+        cpu_heavy: bool | Callable[[Sequence[Any]], bool] = False,
+    ):
         if not callable(func):
             raise TypeError(f"a DDP method must be callable, got {func!r}")
         self.func = func
@@ -146,6 +151,9 @@ class Method:
             raise TypeError(f"give a name for the DDP method {func!r}: it has no __name__")
         self.name = name
         self.signature = inspect.signature(func)
+        #: Whether a call (with these params) spends long in `dddp.cpu_bound` (a password
+        #: hash): the server runs only so many at once, so that they never take every worker.
+        self.cpu_heavy = cpu_heavy
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 
@@ -155,6 +163,9 @@ class Method:
     def __repr__(self) -> str:
         return f"<DDP method {self.name!r}>"
 
+    def is_cpu_heavy(self, params: Sequence[Any]) -> bool:
+        return bool(self.cpu_heavy(params) if callable(self.cpu_heavy) else self.cpu_heavy)
+
     def check_params(self, params: Sequence[Any]) -> None:
         """Raise 400 "Match failed" when `params` do not fit the function (D-43)."""
         try:
@@ -163,11 +174,16 @@ class Method:
             raise match_failed(str(exc)) from None
 
 
-def method(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def method(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    cpu_heavy: bool | Callable[[Sequence[Any]], bool] = False,
+) -> Any:
     """Mark a function as a DDP method; use as `@method` or `@method(name="books.add")`."""
     if func is None:
-        return lambda f: Method(f, name)
-    return Method(func, name)
+        return lambda f: Method(f, name, cpu_heavy)
+    return Method(func, name, cpu_heavy)
 
 
 def call_method(found: Method | None, name: str, params: Sequence[Any], this: MethodInvocation) -> Any:

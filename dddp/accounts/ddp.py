@@ -67,11 +67,11 @@ API.register(
         Users,
         CurrentUser,
         LoginServiceConfiguration,
-        method(accounts.login, name="login"),
+        method(accounts.login, name="login", cpu_heavy=accounts.hashes_a_password),
         method(accounts.logout, name="logout"),
         method(accounts.get_new_token, name="getNewToken"),
         method(accounts.remove_other_tokens, name="removeOtherTokens"),
-        method(accounts.create_user, name="createUser"),
-        method(accounts.change_password, name="changePassword"),
+        method(accounts.create_user, name="createUser", cpu_heavy=True),
+        method(accounts.change_password, name="changePassword", cpu_heavy=True),
     ]
 )

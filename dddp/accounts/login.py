@@ -50,6 +50,11 @@ def not_logged_in() -> MeteorError:
 # --- login --------------------------------------------------------------------------------
 
 
+def hashes_a_password(params: Any) -> bool:
+    """Whether a login call checks a password (a resume checks no hash)."""
+    return not (len(params) == 1 and isinstance(params[0], dict) and "resume" in params[0])
+
+
 def login(this: MethodInvocation, options: Any) -> dict[str, Any]:
     """`login`: with a password (`user` and `password`) or a resume token (`resume`)."""
     if not isinstance(options, dict):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+import gevent.lock
 from gevent.event import Event
 
 from dddp.api import Registry
@@ -75,6 +76,7 @@ class DDPServer:
         sockjs_max_sessions_per_address: int,
         sockjs_test_services: bool = False,
         rate_limits: RateLimiter | None = None,
+        cpu_heavy_calls: int = 1,
     ):
         self.registry = registry
         self.django_app = django_app
@@ -90,6 +92,8 @@ class DDPServer:
         self.fence_timeout = fence_timeout
         self.origins = OriginPolicy(allowed_origins)
         self.rate_limits = rate_limits or RateLimiter()  # DDDP_RATE_LIMITS
+        # Methods that mostly wait for a hashing thread (logins), run at once: one per thread.
+        self.cpu_heavy_calls = gevent.lock.BoundedSemaphore(cpu_heavy_calls)
         self.workers = WorkerPool(method_workers)
         self.hub = Hub(registry, connect_listener, max_observers)
         self.hub.tokens_revoked = self.close_sessions_logged_in_with

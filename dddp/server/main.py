@@ -177,7 +177,8 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         if settings.DEBUG and "django.contrib.staticfiles" in settings.INSTALLED_APPS:
             django_app = _static_files_handler(django_app)  # as runserver does in DEBUG
     # Password hashes (dddp.accounts) compute in threads of their own, off the event loop.
-    cpu_bound.install(CPUThreads(int(dddp_settings.PASSWORD_HASHING_THREADS)).run)
+    hashing_threads = CPUThreads(int(dddp_settings.PASSWORD_HASHING_THREADS))
+    cpu_bound.install(hashing_threads.run)
     return DDPServer(
         API,
         django_app=django_app,
@@ -202,6 +203,7 @@ def build_app(serve_django: bool, sockjs_test_services: bool = False) -> DDPServ
         sockjs_test_services=sockjs_test_services,
         connect_listener=connect_listener,
         rate_limits=RateLimiter.from_settings(dddp_settings.RATE_LIMITS),
+        cpu_heavy_calls=hashing_threads.size,
     )
 
 

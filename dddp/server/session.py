@@ -312,8 +312,8 @@ class Session:
         """
         found = self.server.registry.methods.get(call.name)
         refusal = method_not_found(call.name) if found is None else self._rate_limited("method", call.name)
-        if refusal is not None:
-            self.send(self._encode_error(call, refusal))
+        if refusal is not None or found is None:
+            self.send(self._encode_error(call, refusal or method_not_found(call.name)))
             self.send(messages.updated([call.id]))
             return
         unblocked = gevent.event.Event()
@@ -328,7 +328,14 @@ class Session:
             set_login_token=self._set_login_token,
         )
         fence = self.server.hub.new_fence()
+        heavy = found.is_cpu_heavy(call.params)
+        if heavy:
+            # Waiting here, not in a worker: calls that mostly wait for a hashing thread
+            # must never hold every worker (and its database connection) meanwhile.
+            self.server.cpu_heavy_calls.acquire()
         job = self.server.workers.submit(_call_with_fence, found, call.name, call.params, invocation, fence)
+        if heavy:
+            job.rawlink(lambda _: self.server.cpu_heavy_calls.release())
         if self._unblocked_calls < self._max_pending:
             gevent.wait([job, unblocked], count=1)
         else:  # as many unblocked calls run as requests may wait: this one blocks, so reading pauses

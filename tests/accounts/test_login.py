@@ -374,3 +374,11 @@ def test_meteor_login_service_configuration_is_ready_and_empty(client: DDPClient
 def test_the_current_user_publication_is_not_subscribable_by_name(client: DDPClient) -> None:
     reply = client.sub("dddp.accounts.current_user", id="u")
     assert reply[-1]["msg"] == "nosub" and reply[-1]["error"]["error"] == 404
+
+
+def test_only_password_logins_count_as_cpu_heavy() -> None:
+    """A resume checks no hash, so a reconnect storm is not held to one login per hashing thread."""
+    from dddp.accounts.login import hashes_a_password
+
+    assert hashes_a_password([{"user": {"username": "a"}, "password": digest("x")}])
+    assert not hashes_a_password([{"resume": "token"}])

@@ -123,6 +123,7 @@ class FakeServer:
         self.fence_timeout = 1.0
         self.hub = FakeHub()
         self.rate_limits = RateLimiter()
+        self.cpu_heavy_calls = gevent.lock.BoundedSemaphore(1)
         self.forgotten: list[Session] = []
 
     def forget(self, session: Session) -> None:
@@ -254,6 +255,47 @@ def test_unblocked_calls_count_toward_the_pending_limit(transport: FakeTransport
     gevent.sleep(0.01)
     assert sorted(m["id"] for m in transport.received() if m["msg"] == "result") == [str(n) for n in range(7)]
     assert transport.reading and session.idle
+
+
+class CountingWorkers(GatedWorkers):
+    """Gated workers that keep the names of the calls submitted to them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted: list[str] = []
+
+    def submit(self, func: Any, found: Any, name: str, *args: Any) -> gevent.event.AsyncResult:
+        self.submitted.append(name)
+        return super().submit(func, found, name, *args)
+
+
+def test_cpu_heavy_calls_wait_outside_the_workers_one_per_hashing_thread() -> None:
+    """Logins waiting for a password hash never take every worker: the second waits in its
+    session until the first is done, while another method goes to a worker at once."""
+    server = FakeServer()
+    server.registry.method(name="heavy", cpu_heavy=True)(lambda this: None)
+    server.registry.method(name="light")(lambda this: None)
+    server.workers = CountingWorkers()  # type: ignore[attr-defined]
+    server.hub.new_fence = lambda: "fence"  # type: ignore[attr-defined]
+    server.hub.drop_fence = lambda fence: None  # type: ignore[attr-defined]
+    first, second, third = FakeTransport(), FakeTransport(), FakeTransport()
+    for transport in (first, second, third):
+        connected(transport, server)
+    first.client_sends({"msg": "method", "method": "heavy", "params": [], "id": "1"})
+    second.client_sends({"msg": "method", "method": "heavy", "params": [], "id": "2"})
+    third.client_sends({"msg": "method", "method": "light", "params": [], "id": "3"})
+    gevent.sleep(0.01)
+    assert server.workers.submitted == ["heavy", "light"]  # type: ignore[attr-defined]
+    server.workers.gate.release()  # type: ignore[attr-defined]
+    gevent.sleep(0.01)
+    assert server.workers.submitted == ["heavy", "light", "heavy"]  # type: ignore[attr-defined]
+    for _ in range(2):
+        server.workers.gate.release()  # type: ignore[attr-defined]
+    gevent.sleep(0.01)
+    assert all(
+        [m["msg"] for m in transport.received()] == ["result", "updated"]
+        for transport in (first, second, third)
+    )
 
 
 def test_reading_pauses_at_the_pending_limit_and_resumes_when_half_are_answered(
