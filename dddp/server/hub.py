@@ -36,7 +36,7 @@ from dddp.log_throttle import LogThrottle, first_line, left_out
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
-from dddp.server.observer import Observer, ObserverKey, observer_key
+from dddp.server.observer import Observer, ObserverKey, observer_key, publication_queries, shared_key
 from dddp.server.session import deliveries_held
 from dddp.server.workers import (
     STOP_GRACE,
@@ -67,6 +67,10 @@ class Hub:
         self.registry = registry
         self.max_observers = max_observers  # DDDP_MAX_OBSERVERS
         self.observers: dict[ObserverKey, Observer] = {}
+        # Each subscription as asked (publication, params, user) -> its observer's key, and back,
+        # while that observer lives: users whose querysets compile alike share one.
+        self._shared_keys: dict[ObserverKey, ObserverKey] = {}
+        self._askers: dict[ObserverKey, set[ObserverKey]] = {}
         self._ready: dict[ObserverKey, AsyncResult[None]] = {}
         self._queue: Queue[tuple[Any, ...]] = Queue()
         self._batches: deque[list[Notification]] = deque()  # received, not yet dispatched
@@ -99,7 +103,12 @@ class Hub:
         Universal publications (the logged-in user's document) do not count toward
         DDDP_MAX_OBSERVERS: a full process must still show a user who logs in.
         """
-        key = observer_key(publication, params, user_id)
+        asked = observer_key(publication, params, user_id)
+        key = self._shared_keys.get(asked)
+        returned = None
+        if key is None or key not in self._ready:
+            returned = self._call(publication_queries, publication, params, user_id)
+            key = shared_key(publication, params, user_id, returned)
         ready = self._ready.get(key)
         if ready is None:
             if (
@@ -113,9 +122,9 @@ class Hub:
                 raise MeteorError(503, "Too many live queries on this server, retry later")
             ready = self._ready[key] = AsyncResult()
             try:
-                observer = self._call(Observer, self.registry, publication, params, user_id)
+                observer = self._call(Observer, self.registry, publication, params, user_id, returned)
                 self.observers[key] = observer
-                logger.debug("observing %s%s for user %s", key[0], key[1], key[2])
+                logger.debug("observing %s%s", key[0], key[1])
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
                 results = self._loaders.run(_retrying_first_read, observer.read)
@@ -131,7 +140,20 @@ class Hub:
         if not self._call(self._attach, key, session, sub_id):
             # Its last subscriber left while we waited: start a fresh one.
             return self.subscribe(session, sub_id, publication, params, user_id)
+        # The next subscriber asking the same finds the observer without running get_queries.
+        self._shared_keys[asked] = key
+        self._askers.setdefault(key, set()).add(asked)
         return key
+
+    def key_for(self, publication: type[Publication], params: list[Any], user_id: Any) -> ObserverKey:
+        """The observer a subscription by this user would attach to (to skip a re-run that
+        would land on the observer it has)."""
+        asked = observer_key(publication, params, user_id)
+        key = self._shared_keys.get(asked)
+        if key is not None and key in self._ready:
+            return key
+        returned = self._call(publication_queries, publication, params, user_id)
+        return shared_key(publication, params, user_id, returned)
 
     def _universal_observers(self) -> int:
         names = {publication.publication_name() for publication in self.registry.universal_publications}
@@ -322,9 +344,13 @@ class Hub:
         if observer is not None:
             observer.detach(session, sub_id)
             if not observer.subscribers:
-                logger.debug("stopped observing %s%s for user %s", *key)  # type: ignore[misc]
-                del self.observers[key]  # type: ignore[arg-type]
-                self._ready.pop(key, None)  # type: ignore[arg-type]
+                assert key is not None
+                logger.debug("stopped observing %s%s", key[0], key[1])
+                del self.observers[key]
+                self._ready.pop(key, None)
+                for asked in self._askers.pop(key, ()):
+                    if self._shared_keys.get(asked) == key:
+                        del self._shared_keys[asked]
                 gevent.spawn(self.listener.unlisten, observer.channels)
         if withdraw:
             session.withdraw(sub_id)

@@ -17,12 +17,14 @@ Observer needs no locks.
 
 from __future__ import annotations
 
+import json
 import logging
 import weakref
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import models
 
 from dddp.api import PublicationError
@@ -70,22 +72,60 @@ class ObservedQuery:
     ids: set[str] = field(default_factory=set)
 
 
-#: What makes two subscriptions share one Observer: the publication, its params, the user.
+#: What makes two subscriptions share one Observer: the publication, its params, and the
+#: SQL its querysets compile to (or, when that cannot be told, the user).
 ObserverKey = tuple[str, str, str]
 
 
 def observer_key(publication: type[Publication], params: list[Any], user_id: Any) -> ObserverKey:
-    return (publication.publication_name(), ejson.dumps(params, canonical=True), repr(user_id))
+    """The key of a subscription as asked: one per user (see `shared_key` for the observer's)."""
+    return (publication.publication_name(), ejson.dumps(params, canonical=True), "user " + repr(user_id))
+
+
+def publication_queries(publication: type[Publication], params: list[Any], user_id: Any) -> Any:
+    """What the publication's `get_queries` returns for these params and this user."""
+    return publication(user_id).get_queries(*params)
+
+
+def shared_key(publication: type[Publication], params: list[Any], user_id: Any, returned: Any) -> ObserverKey:
+    """The observer's key: subscriptions whose querysets compile to the same SQL, with the
+    same parameters, see the same rows, whoever the user: they share one observer (a
+    publication that does not depend on the user has one for every user). Querysets whose
+    SQL cannot be told (not querysets, or a compiler error) keep one observer per user."""
+    asked = observer_key(publication, params, user_id)
+    if not isinstance(returned, list | tuple):
+        return asked
+    compiled = []
+    for queryset in returned:
+        if not isinstance(queryset, models.QuerySet):
+            return asked
+        try:
+            sql, sql_params = queryset.query.sql_with_params()
+        except EmptyResultSet:  # .none(), pk__in=[]: no rows, whatever else
+            sql, sql_params = "EMPTY", ()
+        except Exception:  # noqa: BLE001 - the observer's own checks say what is wrong
+            return asked
+        compiled.append([queryset.model._meta.label, sql, [repr(value) for value in sql_params]])
+    return (asked[0], asked[1], "sql " + json.dumps(compiled))
 
 
 class Observer:
     """Keeps one (publication, params, user)'s documents and subscribers up to date."""
 
-    def __init__(self, registry: Registry, publication: type[Publication], params: list[Any], user_id: Any):
+    def __init__(
+        self,
+        registry: Registry,
+        publication: type[Publication],
+        params: list[Any],
+        user_id: Any,
+        returned: Any = None,
+    ):
+        """`returned`: what get_queries returned, when the caller has it already."""
         self.registry = registry
         self.name = publication.publication_name()
         where = f"{publication.__name__}.get_queries()"
-        returned = publication(user_id).get_queries(*params)
+        if returned is None:
+            returned = publication_queries(publication, params, user_id)
         problem = not_a_list_of_querysets(where, returned)
         if problem is not None:
             raise PublicationError(str(problem))

@@ -7,6 +7,8 @@ rows it keeps (no removed/added flicker).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.accounts.test_login import login, new_user
@@ -93,3 +95,31 @@ def test_a_subscription_made_after_login_gets_the_users_rows(client: DDPClient) 
     mine = Diary.objects.create(owner=user, text="mine")
     login(client, user)
     assert data_messages(client.sub("MyDiaries", id="my")) == [("added", str(mine.pk))]
+
+
+@pytest.fixture(scope="module")
+def two_observers(start_module_server: Any) -> Any:
+    return start_module_server(DDDP_MAX_OBSERVERS="2").wait_until_listening()
+
+
+def test_a_publication_that_does_not_depend_on_the_user_is_one_observer_for_every_user(
+    two_observers: Any,
+) -> None:
+    """Item 9: users whose querysets compile to the same SQL share an observer. With room for
+    two observers, three users share PublicDiaries, one MyDiaries fits, a second one does not."""
+    users = [new_user() for _ in range(3)]
+    clients = [DDPClient(two_observers.ws_url) for _ in users]
+    try:
+        for client, user in zip(clients, users, strict=True):
+            client.connect()
+            login(client, user)
+            assert client.sub("PublicDiaries", id="public")[-1]["msg"] == "ready"
+        assert clients[0].sub("MyDiaries", id="mine")[-1]["msg"] == "ready"
+        refused = clients[1].sub("MyDiaries", id="mine")[-1]
+        assert refused["msg"] == "nosub" and refused["error"]["error"] == 503
+        marker = Diary.objects.create(owner=users[2], text="for all", public=True)
+        for client in clients:  # the shared observer serves them all
+            client.recv_until(lambda m: m.get("msg") == "added" and m["id"] == str(marker.pk))
+    finally:
+        for client in clients:
+            client.close()
