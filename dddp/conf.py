@@ -123,6 +123,12 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "password hashes (checks, new passwords) computed at once per server process, each in a "
         "thread of its own, off the event loop (dddp.accounts); default: one less than the CPUs",
     ),
+    "PASSWORD_RESET_URL": (
+        "",
+        "the link a forgotPassword mail gives, with {token} where the reset token goes, such as "
+        '"https://app.example.com/#/reset-password/{token}" (Meteor\'s); empty: the mail gives the token '
+        "(dddp.accounts)",
+    ),
     "RATE_LIMITS": (
         [],
         "rules limiting how often methods and subscriptions may be called, as Meteor's "

@@ -54,7 +54,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.MD5PasswordHasher",
 ]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A server started by a test may write its mails to files the test reads.
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+EMAIL_FILE_PATH = os.environ.get("DJANGO_EMAIL_FILE_PATH")
 
 for _name, (_default, _meaning) in DEFAULTS.items():
     _value = os.environ.get(f"DDDP_{_name}")

@@ -73,5 +73,7 @@ API.register(
         method(accounts.remove_other_tokens, name="removeOtherTokens"),
         method(accounts.create_user, name="createUser", cpu_heavy=True),
         method(accounts.change_password, name="changePassword", cpu_heavy=True),
+        method(accounts.forgot_password, name="forgotPassword"),
+        method(accounts.reset_password, name="resetPassword", cpu_heavy=True),
     ]
 )

@@ -267,6 +267,81 @@ def change_password(this: MethodInvocation, old: Any, new: Any) -> dict[str, Any
     return {"passwordChanged": True}
 
 
+# --- forgotten passwords ------------------------------------------------------------------------
+
+
+def forgot_password(this: MethodInvocation, options: Any) -> None:
+    """`forgotPassword({email})`: mail the user a reset token (Django's token generator).
+
+    The answer is the same whether or not a user has that email (as Django's
+    own reset view does: it tells nobody which addresses have accounts); only
+    an active user with a usable password is sent a mail.
+    """
+    if not isinstance(options, dict) or set(options) != {"email"} or not isinstance(options["email"], str):
+        raise match_failed('forgotPassword takes {"email": <address>}')
+    email = options["email"]
+    by_connection, by_account = _failure_counts()  # each request counts: mails cost
+    keys = ((this.connection.id,), ("name", ("email", email.casefold())))
+    waits = [wait for wait in (by_connection.count(keys[0]), by_account.count(keys[1])) if wait is not None]
+    if waits:
+        raise too_many_requests(max(waits))
+    model: Any = get_user_model()
+    field = model.get_email_field_name()
+    for user in model._default_manager.filter(**{f"{field}__iexact": email}):
+        if user.is_active and has_password(user):
+            _send_reset_mail(user, getattr(user, field))
+
+
+def reset_password(this: MethodInvocation, token: Any, new: Any) -> dict[str, Any]:
+    """`resetPassword(token, newPassword)`: the mailed token sets a new password, ends
+    every other login of the user, and logs this connection in."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.http import urlsafe_base64_decode
+
+    if not isinstance(token, str):
+        raise match_failed("the reset token is a string")
+    password = parse_password(new)
+    user = None
+    uid, _, part = token.partition(".")
+    try:
+        pk = urlsafe_base64_decode(uid).decode()
+        user = get_user_model()._default_manager.filter(pk=pk).first()
+    except (ValueError, UnicodeDecodeError, ValidationError):
+        pass
+    if user is None or not default_token_generator.check_token(user, part):
+        by_connection, _ = _failure_counts()
+        if by_connection.count((this.connection.id,)) is not None:
+            raise too_many_requests(by_connection.interval)
+        raise MeteorError(403, "Token expired")  # Meteor's text, for any token that does not work
+    _validate(user, password, exclude=None)
+    user.password = encoded_password(password)  # the token dies with the old hash
+    type(user)._default_manager.filter(pk=user.pk).update(password=user.password)
+    tokens.revoke_others(user.pk, keep=None)
+    return logged_in(this, user, "password")
+
+
+def reset_token(user: Any) -> str:
+    """The token of a reset mail: the user's id and Django's token, in one URL-safe string."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    return f"{urlsafe_base64_encode(force_bytes(user.pk))}.{default_token_generator.make_token(user)}"
+
+
+def _send_reset_mail(user: Any, address: str) -> None:
+    from django.core.mail import send_mail
+
+    token = reset_token(user)
+    link = dddp_settings.PASSWORD_RESET_URL.format(token=token) if dddp_settings.PASSWORD_RESET_URL else ""
+    body = (
+        "Someone asked to reset the password of your account. If it was you, "
+        + (f"open this link to choose a new one:\n\n{link}\n" if link else f"use this code:\n\n{token}\n")
+        + "\nIf it was not you, ignore this mail: your password stays as it is.\n"
+    )
+    send_mail("Reset your password", body, None, [address])
+
+
 def _validate(user: Any, password: Password, exclude: list[str] | None) -> None:
     """The user model's own validation, and Django's password validators when the plaintext
     is known (a digest cannot be judged); 400 naming the field."""
