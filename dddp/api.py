@@ -70,6 +70,9 @@ class Collection:
     writable_fields: ClassVar[Sequence[str] | None] = None
     #: Whether the model's Django permission (add, change, delete) lets a user write.
     allow_by_model_permission: ClassVar[bool] = True
+    #: Who may see a row: relations to the user model (`"owner"`, `"author__owner"`); a
+    #: user sees the rows any of them leads to, in every publication (`dddp.visibility`).
+    user_rel: ClassVar[str | Sequence[str] | None] = None
 
     @classmethod
     def collection_name(cls) -> str:

@@ -206,6 +206,49 @@ def collection_problems(collection: type[Collection]) -> list[Problem]:
         for field_name in names:
             if field_name not in choices:
                 problems.append(_unknown_field(name, attribute, model, field_name, choices))
+    problems.extend(_user_rel_problems(collection, model))
+    return problems
+
+
+def _user_rel_problems(collection: type[Collection], model: type[models.Model]) -> list[Problem]:
+    """dddp.E012: a `user_rel` that is not a lookup from the model to the user model."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import FieldDoesNotExist, FieldError
+
+    rule = getattr(collection, "user_rel", None)
+    if rule is None:
+        return []
+    relations = [rule] if isinstance(rule, str) else rule
+    if not isinstance(relations, (list, tuple)) or not all(isinstance(r, str) and r for r in relations):
+        return [
+            Problem(
+                "dddp.E012",
+                f"{collection.__name__}.user_rel is {describe(rule)}, not a lookup or a list of lookups.",
+                'Write user_rel = "owner" (or "author__owner", or a list of such).',
+            )
+        ]
+    problems = []
+    user_model = get_user_model()
+    for relation in relations:
+        path = relation.split("__")
+        try:
+            current: Any = model
+            for part in path:
+                current = current._meta.get_field(part).related_model
+                if current is None:
+                    raise FieldError(f"{part} is not a relation")
+            if current is not user_model:
+                raise FieldError(f"it leads to {current._meta.label}, not to {user_model._meta.label}")
+        except (FieldError, FieldDoesNotExist, AttributeError) as exc:
+            problems.append(
+                Problem(
+                    "dddp.E012",
+                    f"{collection.__name__}.user_rel {relation!r} is not a relation from "
+                    f"{model._meta.label} to the user model: {exc}.",
+                    "Name the foreign keys (or many-to-many fields) to follow, joined by __, as in a "
+                    'filter: "owner", "author__owner".',
+                )
+            )
     return problems
 
 

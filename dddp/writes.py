@@ -63,6 +63,7 @@ from dddp.log_throttle import first_line
 from dddp.methods import Method, MethodInvocation
 from dddp.modifiers import invalid, json_kind
 from dddp.protocol.errors import MeteorError, match_failed
+from dddp.visibility import visible_rows
 
 if TYPE_CHECKING:
     from dddp.api import Collection
@@ -225,7 +226,7 @@ def update(
     if options and options.get("upsert"):
         raise MeteorError(403, UPSERT_REFUSED)
     changes = modifiers.parse(modifier, writable_fields(collection), collection.collection_name())
-    instance = _locked_row(collection.model, pk)
+    instance = _locked_row(collection, pk, this.user_id)
     if instance is None:
         return 0
     _check_rules(collection, "update", _caller(this), (instance, changes.field_names, modifier), instance)
@@ -240,7 +241,7 @@ def remove(
     """M-2: delete the selected row; return 1, or 0 when there is no such row."""
     pk = _selected_pk(collection.model, selector, method_name)
     _require_allow_rules(collection, "remove", method_name)
-    instance = _locked_row(collection.model, pk)
+    instance = _locked_row(collection, pk, this.user_id)
     if instance is None:
         return 0
     _check_rules(collection, "remove", _caller(this), (instance,), instance)
@@ -301,13 +302,16 @@ def _explicit_pk(model: type[models.Model], raw: Any) -> Any:
     return raw
 
 
-def _locked_row(model: type[models.Model], pk: Any) -> models.Model | None:
-    """The row, locked until the method's transaction ends (a $inc is read, then written)."""
+def _locked_row(collection: type[Collection], pk: Any, user_id: Any) -> models.Model | None:
+    """The row, locked until the method's transaction ends (a $inc is read, then written);
+    None for a row the user may not see (`user_rel`): as for a row that is not there."""
+    model = collection.model
     if pk is None:
         return None
     try:
         with transaction.atomic(using=router.db_for_write(model)):
-            return model._default_manager.select_for_update().filter(pk=pk).first()
+            rows = visible_rows(collection, model._default_manager.filter(pk=pk), user_id)
+            return rows.select_for_update().first()
     except DataError:  # a number past the column's range (Django 4.2 sends it): no row has it
         return None
 

@@ -693,3 +693,29 @@ def test_app_configs_limit_the_checks_to_classes_of_those_apps() -> None:
 
     assert [m.id for m in registry_messages(registry, [apps.get_app_config("testapp")])] == []
     assert [m.id for m in registry_messages(registry, None)] == ["dddp.E005"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("writer", "has no field named 'writer'"),
+        ("title", "title is not a relation"),
+        ("author", "leads to testapp.Author, not to auth.User"),
+        (5, "not a lookup or a list of lookups"),
+    ],
+)
+def test_a_user_rel_that_does_not_lead_to_the_user_model_is_e012(rule: Any, why: str) -> None:
+    class Books(Collection):
+        model = models.Book
+        user_rel = rule
+
+    (error,) = problems(Books)
+
+    assert error.id == "dddp.E012"
+    assert why in error.msg
+
+
+def test_a_user_rel_through_relations_to_the_user_model_is_fine() -> None:
+    from tests.accountsapp import ddp
+
+    assert problems(ddp.Page) == [] and problems(ddp.Secret) == []

@@ -107,7 +107,7 @@ class Hub:
         key = self._shared_keys.get(asked)
         returned = None
         if key is None or key not in self._ready:
-            returned = self._call(publication_queries, publication, params, user_id)
+            returned = self._call(publication_queries, self.registry, publication, params, user_id)
             key = shared_key(publication, params, user_id, returned)
         ready = self._ready.get(key)
         if ready is None:
@@ -152,7 +152,7 @@ class Hub:
         key = self._shared_keys.get(asked)
         if key is not None and key in self._ready:
             return key
-        returned = self._call(publication_queries, publication, params, user_id)
+        returned = self._call(publication_queries, self.registry, publication, params, user_id)
         return shared_key(publication, params, user_id, returned)
 
     def _universal_observers(self) -> int:

@@ -48,6 +48,7 @@ from dddp.publication_checks import (
     unpublished_tables,
 )
 from dddp.server.snapshot import Snapshot
+from dddp.visibility import narrowed
 
 if TYPE_CHECKING:
     from dddp.api import Collection, Publication, Registry
@@ -82,9 +83,12 @@ def observer_key(publication: type[Publication], params: list[Any], user_id: Any
     return (publication.publication_name(), ejson.dumps(params, canonical=True), "user " + repr(user_id))
 
 
-def publication_queries(publication: type[Publication], params: list[Any], user_id: Any) -> Any:
-    """What the publication's `get_queries` returns for these params and this user."""
-    return publication(user_id).get_queries(*params)
+def publication_queries(
+    registry: Registry, publication: type[Publication], params: list[Any], user_id: Any
+) -> Any:
+    """What the publication's `get_queries` returns for these params and this user, each
+    queryset narrowed to the rows the user may see (a Collection's `user_rel`)."""
+    return narrowed(registry, publication(user_id).get_queries(*params), user_id)
 
 
 def shared_key(publication: type[Publication], params: list[Any], user_id: Any, returned: Any) -> ObserverKey:
@@ -125,7 +129,7 @@ class Observer:
         self.name = publication.publication_name()
         where = f"{publication.__name__}.get_queries()"
         if returned is None:
-            returned = publication_queries(publication, params, user_id)
+            returned = publication_queries(registry, publication, params, user_id)
         problem = not_a_list_of_querysets(where, returned)
         if problem is not None:
             raise PublicationError(str(problem))

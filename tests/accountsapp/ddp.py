@@ -33,7 +33,37 @@ class PublicDiaries(Publication):
     queries = [models.Diary.objects.filter(public=True)]
 
 
-API.register([Diary, MyDiaries, VisibleDiaries, PublicDiaries])
+class Secret(Collection):
+    model = models.Secret
+    user_rel = "owner"
+    client_writes = ("update", "remove")
+
+    @classmethod
+    def allow_update(cls, user, secret, field_names, modifier):
+        return user.is_authenticated
+
+    @classmethod
+    def allow_remove(cls, user, secret):
+        return user.is_authenticated
+
+
+class Page(Collection):
+    model = models.Page
+    user_rel = "secret__owner"
+
+
+class AllSecrets(Publication):
+    """Every secret, as the publication asks: each user gets only its own (user_rel)."""
+
+    queries = [models.Secret.objects.all(), models.Page.objects.all()]
+
+
+class SecretsByText(Publication):
+    def get_queries(self, text):
+        return [models.Secret.objects.filter(text=text)]
+
+
+API.register([Diary, MyDiaries, VisibleDiaries, PublicDiaries, Secret, Page, AllSecrets, SecretsByText])
 
 
 @API.method
