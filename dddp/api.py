@@ -109,6 +109,9 @@ class Publication:
     #: has it from its start, without subscribing; it takes no parameters, and
     #: clients cannot subscribe to it by name.
     universal: ClassVar[bool] = False
+    #: Subscribing without being logged in gets nosub 401 "Must be logged in"; a logout
+    #: ends the subscription so, its documents withdrawn.
+    login_required: ClassVar[bool] = False
 
     def __init__(self, user_id: Any = None):
         self.user_id = user_id
@@ -201,11 +204,18 @@ class Registry:
                     f"@method functions; got {item!r}"
                 )
 
-    def method(self, func: Any = None, *, name: str | None = None, cpu_heavy: Any = False) -> Any:
+    def method(
+        self,
+        func: Any = None,
+        *,
+        name: str | None = None,
+        cpu_heavy: Any = False,
+        login_required: bool = False,
+    ) -> Any:
         """Decorator: make a function a DDP method and register it at once."""
         if func is None:
-            return lambda f: self.method(f, name=name, cpu_heavy=cpu_heavy)
-        found = method(func, name=name, cpu_heavy=cpu_heavy)
+            return lambda f: self.method(f, name=name, cpu_heavy=cpu_heavy, login_required=login_required)
+        found = method(func, name=name, cpu_heavy=cpu_heavy, login_required=login_required)
         self.register([found])
         return found
 

@@ -34,6 +34,7 @@ from dddp.protocol.errors import (
     internal_server_error,
     match_failed,
     method_not_found,
+    must_be_logged_in,
 )
 from dddp.protocol.random import RandomGenerator, RandomStreams
 
@@ -142,6 +143,7 @@ class Method:
         func: Callable[..., Any],
         name: str | None = None,
         cpu_heavy: bool | Callable[[Sequence[Any]], bool] = False,
+        login_required: bool = False,
     ):
         if not callable(func):
             raise TypeError(f"a DDP method must be callable, got {func!r}")
@@ -154,6 +156,8 @@ class Method:
         #: Whether a call (with these params) spends long in `dddp.cpu_bound` (a password
         #: hash): the server runs only so many at once, so that they never take every worker.
         self.cpu_heavy = cpu_heavy
+        #: Calls from a connection that is not logged in get 401 "Must be logged in".
+        self.login_required = login_required
         self.__doc__ = func.__doc__
         self.__wrapped__ = func
 
@@ -179,11 +183,12 @@ def method(
     *,
     name: str | None = None,
     cpu_heavy: bool | Callable[[Sequence[Any]], bool] = False,
+    login_required: bool = False,
 ) -> Any:
     """Mark a function as a DDP method; use as `@method` or `@method(name="books.add")`."""
     if func is None:
-        return lambda f: Method(f, name, cpu_heavy)
-    return Method(func, name, cpu_heavy)
+        return lambda f: Method(f, name, cpu_heavy, login_required)
+    return Method(func, name, cpu_heavy, login_required)
 
 
 def call_method(found: Method | None, name: str, params: Sequence[Any], this: MethodInvocation) -> Any:
@@ -195,6 +200,8 @@ def call_method(found: Method | None, name: str, params: Sequence[Any], this: Me
     """
     if found is None:
         raise method_not_found(name)
+    if found.login_required and this.user_id is None:
+        raise must_be_logged_in()
     found.check_params(params)
     token = _current.set(this)
     try:

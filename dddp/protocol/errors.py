@@ -71,6 +71,11 @@ def match_failed(details: str | None = None) -> MeteorError:
     return MeteorError(400, "Match failed", details)
 
 
+def must_be_logged_in() -> MeteorError:
+    """401 for a method or publication that needs a logged-in user (Meteor accounts' text)."""
+    return MeteorError(401, "Must be logged in")
+
+
 def database_unavailable() -> MeteorError:
     """503 while the database cannot be reached: the client may retry (issue 9)."""
     return MeteorError(503, "Database unavailable, retry")

@@ -40,6 +40,7 @@ from dddp.documents import (
 )
 from dddp.matching import Matcher, compile_matcher, joined_aliases
 from dddp.protocol import ejson, messages
+from dddp.protocol.errors import must_be_logged_in
 from dddp.publication_checks import (
     collection_sending,
     not_a_list_of_querysets,
@@ -88,6 +89,8 @@ def publication_queries(
 ) -> Any:
     """What the publication's `get_queries` returns for these params and this user, each
     queryset narrowed to the rows the user may see (a Collection's `user_rel`)."""
+    if publication.login_required and user_id is None:
+        raise must_be_logged_in()
     return narrowed(registry, publication(user_id).get_queries(*params), user_id)
 
 

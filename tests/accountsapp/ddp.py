@@ -70,3 +70,19 @@ API.register([Diary, MyDiaries, VisibleDiaries, PublicDiaries, Secret, Page, All
 def whoami(this):
     """The connection's user id, as the server holds it."""
     return this.user_id
+
+
+@API.method(login_required=True)
+def members_only(this, value):
+    """Only for a logged-in connection."""
+    return value
+
+
+class MembersDiaries(Publication):
+    """The public diaries, for logged-in connections only."""
+
+    login_required = True
+    queries = [models.Diary.objects.filter(public=True)]
+
+
+API.register([MembersDiaries])
