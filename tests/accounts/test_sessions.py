@@ -3,8 +3,6 @@ only from a page whose origin Django trusts (no cross-site WebSocket hijacking).
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +11,7 @@ from django.test import Client
 
 from tests.accounts.test_login import new_user
 from tests.ddp_client import DDPClient
-from tests.server.test_origins import CONNECT, request
+from tests.server.test_origins import xhr_polling_call
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,18 +73,7 @@ def test_a_session_from_before_a_password_change_logs_nobody_in(site: ServerProc
 
 def sockjs_user(server: ServerProcess, cookie: str, origin: str) -> Any:
     """Who an xhr-polling session is whose requests carry `cookie` from `origin`."""
-    base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
-    headers = {"Origin": origin, "Cookie": cookie}
-    assert request(server, "POST", base + "/xhr", **headers)[2] == "o\n"
-    call = json.dumps({"msg": "method", "method": "whoami", "params": [], "id": "w"})
-    assert request(server, "POST", base + "/xhr_send", json.dumps([CONNECT, call]), **headers)[0] == 204
-    for _ in range(10):
-        frame = request(server, "POST", base + "/xhr", **headers)[2]
-        for text in json.loads(frame[1:]) if frame.startswith("a[") else []:
-            message = json.loads(text)
-            if message.get("msg") == "result":
-                return message.get("result")
-    raise AssertionError("no result")
+    return xhr_polling_call(server, "whoami", Origin=origin, Cookie=cookie).get("result")
 
 
 def test_sockjs_sessions_follow_the_same_rule(site: ServerProcess) -> None:

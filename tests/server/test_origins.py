@@ -255,21 +255,27 @@ def test_only_pages_django_trusts_act_with_the_users_cookies(origins_server: Ser
     assert cookie_seen(origins_server, "http://meteor.example:3000") is None
 
 
-def sockjs_cookie_seen(server: ServerProcess, origin: str) -> str | None:
-    """What a method sees of the Cookie header of an xhr-polling session's requests."""
+def xhr_polling_call(server: ServerProcess, method: str, **headers: str) -> dict[str, Any]:
+    """The result message of `method` called first thing by a new xhr-polling session
+    whose every request carries `headers`."""
     base = f"/sockjs/000/{uuid.uuid4().hex[:8]}"
-    headers = {"Origin": origin, "Cookie": "sessionid=s3cret"}
     assert request(server, "POST", base + "/xhr", **headers)[2] == "o\n"
-    call = json.dumps({"msg": "method", "method": "connection_info", "params": [], "id": "c"})
+    call = json.dumps({"msg": "method", "method": method, "params": [], "id": "c"})
     assert request(server, "POST", base + "/xhr_send", json.dumps([CONNECT, call]), **headers)[0] == 204
     for _ in range(10):
         frame = request(server, "POST", base + "/xhr", **headers)[2]
         for text in json.loads(frame[1:]) if frame.startswith("a[") else []:
-            message = json.loads(text)
+            message: dict[str, Any] = json.loads(text)
             if message.get("msg") == "result":
-                result: str | None = message["result"]["cookie"]
-                return result
+                return message
     raise AssertionError("no result")
+
+
+def sockjs_cookie_seen(server: ServerProcess, origin: str) -> str | None:
+    """What a method sees of the Cookie header of an xhr-polling session's requests."""
+    result = xhr_polling_call(server, "connection_info", Origin=origin, Cookie="sessionid=s3cret")
+    cookie: str | None = result["result"]["cookie"]
+    return cookie
 
 
 def test_a_sockjs_session_has_the_cookies_only_of_a_page_django_trusts(origins_server: ServerProcess) -> None:
