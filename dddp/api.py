@@ -170,7 +170,8 @@ class Registry:
         self.publications: dict[str, type[Publication]] = {}
         self.universal_publications: list[type[Publication]] = []
         #: Functions of a new connection's HTTP headers giving the id of the user it is
-        #: already logged in as, or None (dddp.accounts: a Django session's cookie).
+        #: already logged in as, or None (dddp.accounts: a Django session's cookie); one
+        #: with a `headers` attribute runs only for connections that sent one of them.
         self.connection_authenticators: list[Callable[[dict[str, str]], Any]] = []
         self.methods: dict[str, Method] = {}
 

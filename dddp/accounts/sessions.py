@@ -34,3 +34,7 @@ def user_id_from_session_cookie(http_headers: dict[str, str]) -> Any:
     request = SimpleNamespace(session=engine.SessionStore(session_key))  # what get_user reads
     user = get_user(request)  # type: ignore[arg-type]
     return user.pk if user.is_authenticated else None
+
+
+#: The headers it reads: a connection without them is not handed to a worker for it.
+user_id_from_session_cookie.headers = ("cookie",)  # type: ignore[attr-defined]

@@ -428,6 +428,9 @@ class Session:
         """A connection already logged in elsewhere (a Django session's cookie, when its page's
         origin is trusted) starts as that user, before its first subscription."""
         for authenticate in self.server.registry.connection_authenticators:
+            wanted = getattr(authenticate, "headers", None)
+            if wanted is not None and not any(self.http_headers.get(name) for name in wanted):
+                continue  # nothing for it to read: no worker needed (most connections)
             try:
                 user_id = self.server.workers.run(authenticate, self.http_headers)
             except Exception:

@@ -552,3 +552,34 @@ def test_a_transport_gone_mid_write_ends_the_session(transport: FakeTransport) -
     transport.aborted = True  # the socket broke
     session.send(messages.ready(["x"]))
     assert server.forgotten == [session]
+
+
+class RunningWorkers:
+    """Method workers that run each job at once, keeping what they were given."""
+
+    def __init__(self) -> None:
+        self.ran: list[Any] = []
+
+    def run(self, func: Any, *args: Any) -> Any:
+        self.ran.append(func)
+        return func(*args)
+
+
+def test_an_authenticator_runs_only_for_connections_that_sent_its_headers() -> None:
+    """Most connections send no cookie: they cost the session-cookie authenticator no worker."""
+
+    def from_cookie(headers: dict[str, str]) -> Any:
+        return 7 if headers.get("cookie") == "sessionid=ok" else None
+
+    from_cookie.headers = ("cookie",)  # type: ignore[attr-defined]
+    server = FakeServer()
+    server.registry.connection_authenticators.append(from_cookie)
+    server.workers = RunningWorkers()  # type: ignore[attr-defined]
+    without = Session(server, FakeTransport(), {})  # type: ignore[arg-type]
+    with_cookie = Session(server, FakeTransport(), {"cookie": "sessionid=ok"})  # type: ignore[arg-type]
+    for session in (without, with_cookie):
+        session.start()
+        session.transport.client_sends({"msg": "connect", "version": "1", "support": ["1"]})  # type: ignore[attr-defined]
+    gevent.sleep(0.01)
+    assert server.workers.ran == [from_cookie]  # type: ignore[attr-defined]
+    assert (without.user_id, with_cookie.user_id) == (None, 7)
