@@ -27,13 +27,12 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Any
 
 from live import distribution, machine_busy
-from serverproc import EXAMPLE, REPO, Server, cpu_seconds, migrate
+from serverproc import Server, cpu_seconds, manage, migrate
 from wsclient import ConnectionEnded, DDPClient, WebSocket
 
 HOST = "127.0.0.1"
@@ -56,18 +55,8 @@ print(encoded.split("$", 1)[0])
 
 def make_users(prefix: str, count: int) -> str:
     """The users the clients log in as; returns the algorithm their hash is of."""
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE / "manage.py"), "shell", "-c", MAKE_USERS],
-        cwd=REPO,
-        env={**os.environ, "BENCH_PREFIX": prefix, "BENCH_USERS": str(count), "BENCH_PASSWORD": PASSWORD},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(f"making users failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+    env = {"BENCH_PREFIX": prefix, "BENCH_USERS": str(count), "BENCH_PASSWORD": PASSWORD}
+    return manage("shell", "-c", MAKE_USERS, env=env).strip().splitlines()[-1]
 
 
 async def connected(port: int) -> tuple[WebSocket, DDPClient]:

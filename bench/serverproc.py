@@ -173,17 +173,24 @@ def example_database() -> dict[str, Any]:
     return settings
 
 
-def migrate() -> None:
+def manage(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run the example's manage.py with `args`; its output, or exit saying why it failed."""
     done = subprocess.run(
-        [sys.executable, str(EXAMPLE / "manage.py"), "migrate", "--noinput", "-v", "0"],
+        [sys.executable, str(EXAMPLE / "manage.py"), *args],
         cwd=REPO,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     if done.returncode:
-        raise SystemExit(f"migrate failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        raise SystemExit(f"manage.py {args[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def migrate() -> None:
+    manage("migrate", "--noinput", "-v", "0")
 
 
 def database_connections(db: dict[str, Any], app_name: str) -> int | None:
