@@ -67,9 +67,12 @@ def check_dddp_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         elif name == "ALLOWED_ORIGINS":
             wanted = 'a list of origins such as "https://app.example.com", "https://*.example.com", "*"'
             bad = not isinstance(value, list | tuple) or not all(_is_origin(origin) for origin in value)
-        elif name == "PASSWORD_RESET_URL":
+        elif name in ("PASSWORD_RESET_URL", "VERIFY_EMAIL_URL"):
             wanted = 'a URL with {token} in it, or ""'
             bad = not isinstance(value, str) or (bool(value) and "{token}" not in value)
+        elif name == "ACCOUNTS_EMAIL_VERIFIED_FIELD":
+            wanted = 'a field name, or "" for none'
+            bad = not isinstance(value, str)
         elif isinstance(default, str):
             wanted, bad = "a non-empty string", not isinstance(value, str) or not value.strip()
         elif isinstance(default, bool):

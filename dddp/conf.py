@@ -129,6 +129,22 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         '"https://app.example.com/#/reset-password/{token}" (Meteor\'s); empty: the mail gives the token '
         "(dddp.accounts)",
     ),
+    "ACCOUNTS_EMAIL_VERIFIED_FIELD": (
+        "email_verified",
+        "the user model's BooleanField that holds whether its email is verified; with it, "
+        "verifyEmail is offered and the users document's emails[].verified shows it (dddp.accounts)",
+    ),
+    "ACCOUNTS_SEND_VERIFICATION_EMAIL": (
+        False,
+        "switch that makes createUser mail a verification link to the new user's address, as "
+        "Meteor's Accounts.config({sendVerificationEmail: true}) (dddp.accounts)",
+    ),
+    "VERIFY_EMAIL_URL": (
+        "",
+        "the link a verification mail gives, with {token} where the token goes, such as "
+        '"https://app.example.com/#/verify-email/{token}" (Meteor\'s); empty: the mail gives the token '
+        "(dddp.accounts)",
+    ),
     "RATE_LIMITS": (
         [],
         "rules limiting how often methods and subscriptions may be called, as Meteor's "

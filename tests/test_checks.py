@@ -147,6 +147,9 @@ def test_allowed_origins_must_be_a_list_of_origins(value: Any) -> None:
         ("METHOD_WORKERS", 1),
         ("MAX_MESSAGE_SIZE", 65536),
         ("SHUTDOWN_TIMEOUT", 0.5),
+        ("VERIFY_EMAIL_URL", ""),  # the mail gives the token
+        ("VERIFY_EMAIL_URL", "https://app.example.com/#/verify-email/{token}"),
+        ("ACCOUNTS_EMAIL_VERIFIED_FIELD", ""),  # no field: no verifyEmail
     ],
 )
 def test_good_dddp_settings_pass(name: str, value: Any) -> None:
@@ -719,3 +722,12 @@ def test_a_user_rel_through_relations_to_the_user_model_is_fine() -> None:
     from tests.accountsapp import ddp
 
     assert problems(ddp.Page) == [] and problems(ddp.Secret) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PASSWORD_RESET_URL", "https://app.example/reset"), ("VERIFY_EMAIL_URL", 5)]
+)
+def test_a_mailed_link_needs_a_place_for_its_token(name: str, value: Any) -> None:
+    with override_settings(**{f"DDDP_{name}": value}):
+        (error,) = check_dddp_settings()
+    assert error.msg == f'DDDP_{name} must be a URL with {{token}} in it, or "", got {value!r}.'

@@ -1,4 +1,5 @@
-"""System checks of dddp.accounts: a digest can be checked only with its hasher in place."""
+"""System checks of dddp.accounts: a digest can be checked only with its hasher in place, and
+an address can be verified only where the user model can hold it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,28 @@ def check_password_hashers(app_configs: Any = None, **kwargs: Any) -> list[check
                 hint=f"Put {HASHER!r} first in PASSWORD_HASHERS; existing hashes are rewritten at each "
                 "user's next login with the password itself (Django's login page, or a plaintext DDP login).",
                 id="dddp.accounts.W001",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_email_verification(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.contrib.auth import get_user_model
+
+    from dddp.accounts.verification import verified_field
+    from dddp.conf import dddp_settings
+
+    model = get_user_model()
+    if dddp_settings.ACCOUNTS_SEND_VERIFICATION_EMAIL and verified_field(model) is None:
+        return [
+            checks.Error(
+                "DDDP_ACCOUNTS_SEND_VERIFICATION_EMAIL is on, but the user model "
+                f"{model._meta.label} has no email field and BooleanField "
+                f"{dddp_settings.ACCOUNTS_EMAIL_VERIFIED_FIELD!r} (DDDP_ACCOUNTS_EMAIL_VERIFIED_FIELD) "
+                "to hold whether the address is verified",
+                hint="Add such a field to a custom user model, or turn the setting off.",
+                id="dddp.accounts.E002",
             )
         ]
     return []

@@ -2,7 +2,9 @@
 a Meteor client expects (section 4).
 
 Methods: `login`, `logout`, `getNewToken`, `removeOtherTokens`, `createUser`
-(only when DDDP_ACCOUNTS_SIGNUP is true) and `changePassword`.
+(only when DDDP_ACCOUNTS_SIGNUP is true), `changePassword`, `forgotPassword`,
+`resetPassword`, and `verifyEmail` (only for a user model with a field to hold
+it: dddp.accounts.verification).
 
 Publications:
 - the logged-in user's own document in the `users` collection, as a universal
@@ -19,9 +21,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from dddp.accounts import login as accounts
+from dddp.accounts import verification
 from dddp.api import API, Collection, Publication, method
 
 User: Any = get_user_model()
+VERIFIED_FIELD = verification.verified_field(User)
 
 
 class Users(Collection):
@@ -34,12 +38,15 @@ class Users(Collection):
     def shape(cls, fields: dict[str, Any]) -> dict[str, Any]:
         email_field = User.get_email_field_name()
         email = fields.get(email_field)
+        # Django keeps no verification state of its own: without the model's field
+        # (DDDP_ACCOUNTS_EMAIL_VERIFIED_FIELD), an address counts as not verified.
+        verified = bool(fields.get(VERIFIED_FIELD)) if VERIFIED_FIELD else False
         document: dict[str, Any] = {
-            "username": fields.get(User.USERNAME_FIELD),
-            # Django keeps no verification state of its own: an address counts as not verified.
-            "emails": [{"address": email, "verified": False}] if email else [],
+            "emails": [{"address": email, "verified": verified}] if email else [],
             "profile": {},
         }
+        if User.USERNAME_FIELD != email_field:  # a model whose username is the email has no other
+            document["username"] = fields.get(User.USERNAME_FIELD)
         return document
 
 
@@ -77,3 +84,5 @@ API.register(
         method(accounts.reset_password, name="resetPassword", cpu_heavy=True),
     ]
 )
+if VERIFIED_FIELD:  # only a user model with a field to hold it can be verified
+    API.register([method(verification.verify_email, name="verifyEmail")])

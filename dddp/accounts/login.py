@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dddp.accounts import tokens
+from dddp.accounts import mailed_tokens, tokens, verification
 from dddp.accounts.passwords import (
     Password,
     check_password,
@@ -235,8 +235,11 @@ def create_user(this: MethodInvocation, options: Any) -> dict[str, Any]:
         if model._default_manager.filter(**{f"{email_field}__iexact": email}).exists():
             raise credentials_refused("Email already exists.")
         fields[email_field] = email
-    # Without a username, the email is the username (Django's default user needs one).
-    fields[model.USERNAME_FIELD] = username or email
+    if model.USERNAME_FIELD == email_field:  # a user model whose username is its email
+        if username:
+            raise match_failed("this server's users have no username: sign up with an email")
+    else:  # without a username, the email is the username (Django's default user needs one)
+        fields[model.USERNAME_FIELD] = username or email
     if username and model._default_manager.filter(**{f"{model.USERNAME_FIELD}__iexact": username}).exists():
         raise credentials_refused("Username already exists.")
     user = model(**fields)
@@ -247,6 +250,8 @@ def create_user(this: MethodInvocation, options: Any) -> dict[str, Any]:
             user.save()
     except IntegrityError:  # the same name, signed up at the same moment
         raise credentials_refused("Username already exists.") from None
+    if email and dddp_settings.ACCOUNTS_SEND_VERIFICATION_EMAIL and verification.verified_field(model):
+        transaction.on_commit(lambda: verification.send_verification_email(user))  # no mail for a rollback
     return logged_in(this, user, "password")
 
 
@@ -296,23 +301,13 @@ def reset_password(this: MethodInvocation, token: Any, new: Any) -> dict[str, An
     """`resetPassword(token, newPassword)`: the mailed token sets a new password, ends
     every other login of the user, and logs this connection in."""
     from django.contrib.auth.tokens import default_token_generator
-    from django.utils.http import urlsafe_base64_decode
 
     if not isinstance(token, str):
         raise match_failed("the reset token is a string")
     password = parse_password(new)
-    user = None
-    uid, _, part = token.partition(".")
-    try:
-        pk = urlsafe_base64_decode(uid).decode()
-        user = get_user_model()._default_manager.filter(pk=pk).first()
-    except (ValueError, UnicodeDecodeError, ValidationError):
-        pass
-    if user is None or not default_token_generator.check_token(user, part):
-        by_connection, _ = _failure_counts()
-        if by_connection.count((this.connection.id,)) is not None:
-            raise too_many_requests(by_connection.interval)
-        raise MeteorError(403, "Token expired")  # Meteor's text, for any token that does not work
+    user = mailed_tokens.user_of(token, default_token_generator)
+    if user is None:
+        raise token_refused(this, "Token expired")  # Meteor's text, for any token that does not work
     _validate(user, password, exclude=None)
     user.password = encoded_password(password)  # the token dies with the old hash
     type(user)._default_manager.filter(pk=user.pk).update(password=user.password)
@@ -320,26 +315,30 @@ def reset_password(this: MethodInvocation, token: Any, new: Any) -> dict[str, An
     return logged_in(this, user, "password")
 
 
-def reset_token(user: Any) -> str:
-    """The token of a reset mail: the user's id and Django's token, in one URL-safe string."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
+def token_refused(this: MethodInvocation, reason: str) -> MeteorError:
+    """403 for a mailed token that does not work; guessing counts as failed logins do."""
+    by_connection, _ = _failure_counts()
+    if by_connection.count((this.connection.id,)) is not None:
+        return too_many_requests(by_connection.interval)
+    return MeteorError(403, reason)
 
-    return f"{urlsafe_base64_encode(force_bytes(user.pk))}.{default_token_generator.make_token(user)}"
+
+def reset_token(user: Any) -> str:
+    """The token of a reset mail."""
+    from django.contrib.auth.tokens import default_token_generator
+
+    return mailed_tokens.make(user, default_token_generator)
 
 
 def _send_reset_mail(user: Any, address: str) -> None:
-    from django.core.mail import send_mail
-
-    token = reset_token(user)
-    link = dddp_settings.PASSWORD_RESET_URL.format(token=token) if dddp_settings.PASSWORD_RESET_URL else ""
-    body = (
-        "Someone asked to reset the password of your account. If it was you, "
-        + (f"open this link to choose a new one:\n\n{link}\n" if link else f"use this code:\n\n{token}\n")
-        + "\nIf it was not you, ignore this mail: your password stays as it is.\n"
+    mailed_tokens.mail(
+        address,
+        "Reset your password",
+        dddp_settings.PASSWORD_RESET_URL,
+        reset_token(user),
+        action="Someone asked to reset the password of your account. If it was you, to choose a new one",
+        otherwise="If it was not you, ignore this mail: your password stays as it is.",
     )
-    send_mail("Reset your password", body, None, [address])
 
 
 def _validate(user: Any, password: Password, exclude: list[str] | None) -> None:
