@@ -2,8 +2,9 @@
 
 A publication's queryset that filters only on its own model's columns, with
 plain values and simple lookups, can be evaluated on a Change's fields with no
-query at all. `compile_matcher` returns such a predicate, or None when only the
-database can tell (joins, expressions, slices, lookups whose semantics depend
+query at all. `compile_matcher` returns such a predicate of the fields and the
+document id (for filters on the primary key: `pk=user_id`, `pk__in=[...]`),
+or None when only the database can tell (joins, expressions, slices, lookups whose semantics depend
 on collations or on precision the payload does not keep). The predicate uses
 SQL's three-valued logic, so NULLs behave as in PostgreSQL.
 """
@@ -16,17 +17,23 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import lookups
 from django.db.models.expressions import Col
 from django.db.models.sql.where import AND, OR, WhereNode
 
-from dddp.documents import field_value
+from dddp.documents import document_id, field_value
 from dddp.protocol import ejson
 
 #: A row's document fields in, True/False/None (SQL's unknown) out.
 Predicate = Callable[[dict[str, Any]], bool | None]
-Matcher = Callable[[dict[str, Any]], bool]
+#: A row's document fields and its document id in, whether the queryset holds it out.
+Matcher = Callable[[dict[str, Any], str], bool]
+
+#: Where a predicate on the primary key finds the document id among the fields: no field
+#: has this name (Django refuses field names with "__", check fields.E002).
+DOCUMENT_ID = "__id__"
 
 _COMPARISONS = {
     lookups.GreaterThan: lambda a, b: a > b,
@@ -51,7 +58,19 @@ def compile_matcher(queryset: models.QuerySet[Any]) -> Matcher | None:
     predicate = _compile(query.where, query.get_initial_alias())
     if predicate is None:
         return None
-    return lambda fields: predicate(fields) is True
+    if _reads_primary_key(query.where):  # the only case that pays for a copy of the fields
+        return lambda fields, doc_id: predicate({**fields, DOCUMENT_ID: doc_id}) is True
+    return lambda fields, doc_id: predicate(fields) is True
+
+
+def _reads_primary_key(node: Any) -> bool:
+    if isinstance(node, WhereNode):
+        return any(_reads_primary_key(child) for child in node.children)
+    return (
+        isinstance(node, lookups.Lookup)
+        and bool(getattr(node.lhs, "target", None))
+        and node.lhs.target.primary_key
+    )
 
 
 def joined_aliases(query: Any) -> list[str]:
@@ -120,8 +139,10 @@ def _compile_lookup(lookup: lookups.Lookup[Any], alias: str | None) -> Predicate
     if not isinstance(lhs, Col) or lhs.alias != alias or hasattr(rhs, "resolve_expression"):
         return None
     field = lhs.target
-    if field.primary_key or not _exact_in_memory(field):
-        return None  # (the primary key is the document id, not one of its fields)
+    if field.primary_key:
+        return _compile_document_id(lookup, field, rhs)
+    if not _exact_in_memory(field):
+        return None
     try:
         return _compile_comparison(lookup, field, rhs)
     except (TypeError, ValueError):  # a value we cannot put in document form
@@ -146,6 +167,29 @@ def _compile_comparison(
         if isinstance(lookup, lookup_class) and _ordered_in_memory(field):
             bound = key(_as_document_value(field, rhs))
             return lambda fields: None if (got := fields.get(name)) is None else compare(key(got), bound)
+    return None
+
+
+def _compile_document_id(
+    lookup: lookups.Lookup[Any], field: models.Field[Any, Any], rhs: Any
+) -> Predicate | None:
+    """`pk=` and `pk__in=`, on the document id (the primary key is not one of the fields).
+
+    A key is never NULL, and ids are equal exactly when keys are (`document_id`
+    is one-to-one); an order of ids is not that of keys, so ranges are the
+    database's, as is a key that is also a relation (multi-table inheritance).
+    """
+    if field.is_relation:
+        return None
+    try:
+        if isinstance(lookup, lookups.Exact) and rhs is not None:
+            wanted = document_id(field.to_python(rhs))
+            return lambda fields: fields[DOCUMENT_ID] == wanted
+        if isinstance(lookup, lookups.In):
+            ids = frozenset(document_id(field.to_python(item)) for item in rhs if item is not None)
+            return lambda fields: fields[DOCUMENT_ID] in ids
+    except (TypeError, ValidationError):
+        return None
     return None
 
 

@@ -263,7 +263,7 @@ class Observer:
                 if query.matcher is None:
                     to_check[change.id] = None
                 elif query.columns <= change.fields.keys():
-                    if query.matcher(change.fields):
+                    if query.matcher(change.fields, change.id):
                         query.ids.add(change.id)
                     else:
                         query.ids.discard(change.id)

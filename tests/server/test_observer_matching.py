@@ -1,0 +1,40 @@
+"""An Observer decides a change's membership in memory when its querysets allow, with
+no query; the user's own document (`pk=user_id`) is one such case (dddp.matching)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from dddp.accounts.ddp import CurrentUser
+from dddp.api import API
+from dddp.changes import Change
+from dddp.documents import document_fields, document_id
+from dddp.server.observer import Observer
+
+pytestmark = pytest.mark.django_db
+
+User: Any = get_user_model()
+
+
+def saved(user: Any) -> Change:
+    return Change("save", "users", document_id(user.pk), document_fields(user))
+
+
+def test_the_users_document_follows_changes_of_every_user_row_with_no_query(
+    django_assert_num_queries: Any,
+) -> None:
+    """Each login saves a user row (last_login): a process with 1,000 logged-in users
+    offers it to 1,000 such observers, which must not each ask the database."""
+    me, other = (User.objects.create_user(f"observed-{n}", f"o{n}@example.com", "pw") for n in range(2))
+    observer = Observer(API, CurrentUser, [], me.pk)
+    observer.install(observer.read())
+    me.first_name, other.first_name = "Me", "Other"
+    with django_assert_num_queries(0):
+        observer.apply([saved(other), saved(me)])
+    assert set(observer.documents["users"]) == {document_id(me.pk)}
+    with django_assert_num_queries(0):
+        observer.apply([Change("delete", "users", document_id(me.pk))])
+    assert observer.documents["users"] == {}
