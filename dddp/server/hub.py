@@ -67,6 +67,10 @@ class Hub:
         self.registry = registry
         self.max_observers = max_observers  # DDDP_MAX_OBSERVERS
         self.observers: dict[ObserverKey, Observer] = {}
+        # The same, by each collection whose changes concern them, in the order they were
+        # made: a batch is offered only to the observers of its collections.
+        self._by_collection: dict[str, dict[ObserverKey, tuple[int, Observer]]] = {}
+        self._observer_numbers = itertools.count()
         # Each subscription as asked (publication, params, user) -> its observer's key, and back,
         # while that observer lives: users whose querysets compile alike share one.
         self._shared_keys: dict[ObserverKey, ObserverKey] = {}
@@ -123,7 +127,7 @@ class Hub:
             ready = self._ready[key] = AsyncResult()
             try:
                 observer = self._call(Observer, self.registry, publication, params, user_id, returned)
-                self.observers[key] = observer
+                self._add(key, observer)
                 logger.debug("observing %s%s", key[0], key[1])
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
@@ -132,7 +136,7 @@ class Hub:
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
                 self._ready.pop(key, None)
-                observer = self.observers.pop(key, None)  # type: ignore[assignment]
+                observer = self._remove(key)  # type: ignore[assignment]
                 if observer is not None:
                     self.listener.unlisten(observer.channels)
                 ready.set_exception(exc)
@@ -287,17 +291,40 @@ class Hub:
                 pending.append(change)
         self._dispatch(pending)
 
+    def _add(self, key: ObserverKey, observer: Observer) -> None:
+        self.observers[key] = observer
+        number = next(self._observer_numbers)
+        for name in observer.collections:
+            self._by_collection.setdefault(name, {})[key] = (number, observer)
+
+    def _remove(self, key: ObserverKey) -> Observer | None:
+        observer = self.observers.pop(key, None)
+        for name in observer.collections if observer is not None else ():
+            group = self._by_collection[name]
+            del group[key]
+            if not group:
+                del self._by_collection[name]
+        return observer
+
     def _dispatch(self, changes: list[Change]) -> None:
         if not changes:
             return
         names = {change.collection for change in changes}
-        for observer in list(self.observers.values()):
-            if observer.collections & names:
+        # The observers of these collections only, in the order they were made (as one
+        # collection's group already is), whatever else the process observes.
+        concerned: dict[ObserverKey, tuple[int, Observer]] = {}
+        for name in names:
+            concerned.update(self._by_collection.get(name, {}))
+        in_order = concerned.values() if len(names) == 1 else sorted(concerned.values(), key=_first)
+        for _number, observer in list(in_order):
+            if names <= observer.collections:
+                relevant = changes
+            else:
                 relevant = [change for change in changes if change.collection in observer.collections]
-                if observer.loaded:
-                    self._guarded(observer, observer.apply, relevant)
-                elif observer.arrived is not None:
-                    observer.arrived += relevant  # applied once its first read is installed
+            if observer.loaded:
+                self._guarded(observer, observer.apply, relevant)
+            elif observer.arrived is not None:
+                observer.arrived += relevant  # applied once its first read is installed
 
     def _install(self, observer: Observer, results: list[dict[str, dict[str, Any]]]) -> None:
         """A first read is done: take it, then apply what arrived meanwhile (no subscriber yet)."""
@@ -346,7 +373,7 @@ class Hub:
             if not observer.subscribers:
                 assert key is not None
                 logger.debug("stopped observing %s%s", key[0], key[1])
-                del self.observers[key]
+                self._remove(key)
                 self._ready.pop(key, None)
                 for asked in self._askers.pop(key, ()):
                     if self._shared_keys.get(asked) == key:
@@ -357,6 +384,10 @@ class Hub:
 
 
 _retries_logged = LogThrottle()
+
+
+def _first(pair: tuple[int, Observer]) -> int:
+    return pair[0]
 
 
 def _retrying_first_read(read: Callable[[], Any]) -> Any:

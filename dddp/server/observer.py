@@ -17,6 +17,7 @@ Observer needs no locks.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import weakref
@@ -182,15 +183,15 @@ class Observer:
             columns=frozenset(f.name for f in concrete_fields(queryset.model)),
         )
 
-    @property
-    def collections(self) -> set[str]:
+    @functools.cached_property  # (the queries are fixed when the observer is made)
+    def collections(self) -> frozenset[str]:
         """The collections whose changes concern this observer (published or joined)."""
         names = {q.name for q in self.queries}
         for query in self.queries:
             names |= query.related
-        return names
+        return frozenset(names)
 
-    @property
+    @functools.cached_property
     def channels(self) -> set[str]:
         """The NOTIFY channels this observer needs."""
         return {channel_for(name) for name in self.collections}

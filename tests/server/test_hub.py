@@ -65,3 +65,65 @@ def test_in_a_flood_the_hub_waits_a_moment_for_more() -> None:
     later = gevent.spawn_later(hub_module.COALESCE_WAIT / 4, hub._received, [("c", "2")])
     assert hub._gather() == [("c", "1"), ("c", "2")]
     later.join()
+
+
+class FakeObserver:
+    """What `_dispatch` needs of an Observer: its collections, and `apply` to record."""
+
+    def __init__(self, *collections: str) -> None:
+        self.collections = frozenset(collections)
+        self.loaded = True
+        self.arrived: list[Any] | None = None
+        self.applied: list[list[str]] = []
+
+    def apply(self, changes: list[Any]) -> None:
+        self.applied.append([change.id for change in changes])
+
+
+def observing_hub(observers: dict[str, FakeObserver]) -> Any:
+    hub = idle_hub()
+    hub.observers, hub._by_collection = {}, {}
+    hub._observer_numbers = iter(range(1000))
+    for key, observer in observers.items():
+        hub._add(key, observer)
+    return hub
+
+
+def change(collection: str, doc_id: str) -> Any:
+    from dddp.changes import Change
+
+    return Change("save", collection, doc_id, {})
+
+
+def test_a_batch_reaches_only_the_observers_of_its_collections_in_the_order_they_were_made() -> None:
+    order: list[str] = []
+    observers = {
+        "books": FakeObserver("books"),
+        "users": FakeObserver("users"),
+        "books by author email": FakeObserver("books", "authors"),
+        "tags": FakeObserver("tags"),
+    }
+    for name, observer in observers.items():
+        observer.apply = lambda changes, name=name, observer=observer: (  # type: ignore[method-assign]
+            order.append(name),
+            FakeObserver.apply(observer, changes),
+        )
+    hub = observing_hub(observers)
+    hub._dispatch(
+        [change("authors", "a1"), change("books", "b1"), change("users", "u1"), change("books", "b2")]
+    )
+    assert order == ["books", "users", "books by author email"]  # not "tags"
+    assert observers["books"].applied == [["b1", "b2"]]
+    assert observers["users"].applied == [["u1"]]
+    assert observers["books by author email"].applied == [["a1", "b1", "b2"]]  # commit order
+    assert observers["tags"].applied == []
+
+
+def test_a_removed_observer_is_offered_nothing_and_leaves_no_trace() -> None:
+    observers = {"first": FakeObserver("books"), "second": FakeObserver("books")}
+    hub = observing_hub(observers)
+    assert hub._remove("first") is observers["first"]
+    hub._dispatch([change("books", "b1")])
+    assert observers["first"].applied == [] and observers["second"].applied == [["b1"]]
+    hub._remove("second")
+    assert hub._by_collection == {} and hub.observers == {}
