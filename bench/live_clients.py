@@ -16,6 +16,9 @@ for `"sent_at":<number>` with one regular expression. The scan is safe here:
 every message is small JSON holding `sent_at` at most once, the servers do
 not fragment messages, and heartbeats are off.
 
+A DDP client may log in with a resume token first (`grow(..., resumes=[...])`):
+it calls `login` after `connected` and subscribes once the result is in.
+
 Client kinds: `ddp` (dddp's raw `/websocket`), `floor` (live_floor.js's plain
 WebSocket), and over the SockJS websocket transport (`/sockjs/<server>/<session>/websocket`,
 docs/ddp-protocol.md S-10, S-11) `sockjs-ddp` (dddp) and `sockjs-floor`
@@ -100,7 +103,9 @@ class Client:
         publication: str,
         params: list[Any],
         on_done: Callable[[Client], None],
+        resume: str | None = None,
     ) -> None:
+        """`resume`: a login token, to log in with (DDP kinds) before subscribing."""
         if kind not in KINDS:
             raise ValueError(f"unknown client kind {kind!r}")
         self.kind = kind
@@ -111,6 +116,7 @@ class Client:
         self.window = window
         self.publication = publication
         self.params = params
+        self.resume = resume
         self.on_done: Callable[[Client], None] | None = on_done
         self.state = "connecting"
         self.buffer = bytearray()  # until live: bytes not yet parsed into frames
@@ -269,14 +275,21 @@ class Client:
             return
         message = json.loads(payload)
         kind = message.get("msg")
-        if kind == "connected":
+        if kind == "connected" and self.resume is not None:
+            self.state = "login"
+            self._send(
+                {"msg": "method", "id": "login", "method": "login", "params": [{"resume": self.resume}]}
+            )
+        elif kind == "connected" or (
+            kind == "result" and message.get("id") == "login" and "result" in message
+        ):
             self.state = "sub"
             self.sub_sent = time.time()
             self._send({"msg": "sub", "id": "s", "name": self.publication, "params": self.params})
         elif kind == "ready":
             self.ready_at = now
             self._go_live()
-        elif kind in ("nosub", "error", "failed"):
+        elif kind in ("nosub", "error", "failed", "result"):  # a result here: the login's error
             self._end(f"the server answered {payload[:200]!r}")
 
     def _go_live(self) -> None:
@@ -376,10 +389,25 @@ class Worker:
     # --- opening ----------------------------------------------------------------------
 
     def start_open(
-        self, kind: str, host: str, port: int, count: int, concurrency: int, timeout: float
+        self,
+        kind: str,
+        host: str,
+        port: int,
+        count: int,
+        concurrency: int,
+        timeout: float,
+        publication: str = "AllTicks",
+        resumes: list[str] | None = None,
     ) -> None:
-        """Open `count` clients, `concurrency` at a time (a burst overflows the listen backlog)."""
-        self.open_order = {"kind": kind, "address": (host, port), "timeout": timeout}
+        """Open `count` clients, `concurrency` at a time (a burst overflows the listen backlog);
+        with `resumes`, each logs in with the next token of it before subscribing."""
+        self.open_order = {
+            "kind": kind,
+            "address": (host, port),
+            "timeout": timeout,
+            "publication": publication,
+            "resumes": list(resumes or []),
+        }
         self.open_result = {"opened": 0, "failures": Counter[str](), "started": time.monotonic()}
         self.to_open = count
         for _ in range(min(concurrency, count)):
@@ -389,7 +417,10 @@ class Worker:
     def open_next(self) -> None:
         self.to_open -= 1
         order = self.open_order
-        client = Client(order["kind"], order["address"], self.window, "AllTicks", [], self.opened)
+        resume = order["resumes"].pop() if order["resumes"] else None
+        client = Client(
+            order["kind"], order["address"], self.window, order["publication"], [], self.opened, resume
+        )
         self.add(client, time.monotonic() + order["timeout"])
 
     def opened(self, client: Client) -> None:
@@ -531,12 +562,26 @@ class Clients:
             replies.append(pipe.recv())
         return replies
 
-    def grow(self, kind: str, host: str, port: int, total: int, concurrency: int = 50) -> dict[str, Any]:
-        """Open clients until `total` are held, spread evenly over the processes."""
+    def grow(
+        self,
+        kind: str,
+        host: str,
+        port: int,
+        total: int,
+        concurrency: int = 50,
+        publication: str = "AllTicks",
+        resumes: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Open clients until `total` are held, spread evenly over the processes; with
+        `resumes` (one login token per new client), each logs in before subscribing."""
         more = total - self.count
         shares = [more // len(self.pipes) + (i < more % len(self.pipes)) for i in range(len(self.pipes))]
+        tokens = list(resumes or [])
         for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(("open", kind, host, port, share, max(1, concurrency // len(self.pipes)), 30.0))
+            mine, tokens = tokens[:share], tokens[share:]
+            per_pipe = max(1, concurrency // len(self.pipes))
+            extra = (publication, mine) if resumes or publication != "AllTicks" else ()  # xhr workers: none
+            pipe.send(("open", kind, host, port, share, per_pipe, 30.0, *extra))
         opened, failures, seconds = 0, Counter[str](), 0.0
         for pipe in self.pipes:
             if not pipe.poll(600):
