@@ -38,7 +38,11 @@ def writer_main(pipe: Connection) -> None:
     import django
 
     django.setup()
-    writer = Writer()
+    answer_commands(pipe, Writer())
+
+
+def answer_commands(pipe: Connection, writer: Any) -> None:
+    """Run each command the parent sends as a method of `writer`, until `stop` or EOF."""
     while True:
         try:
             command = pipe.recv()

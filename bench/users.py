@@ -45,7 +45,7 @@ from typing import Any
 
 from live import Server, WriterProcess, distribution, machine_busy, note
 from live_clients import Clients
-from live_writer import Writer
+from live_writer import Writer, answer_commands
 from serverproc import BENCH, memory
 
 HOST = "127.0.0.1"
@@ -99,15 +99,7 @@ def writer_main(pipe: Connection) -> None:
     import django
 
     django.setup()
-    writer = UsersWriter()
-    while True:
-        try:
-            command = pipe.recv()
-        except EOFError:
-            return
-        if command[0] == "stop":
-            return
-        pipe.send(getattr(writer, command[0])(*command[1:]))
+    answer_commands(pipe, UsersWriter())
 
 
 # --- the server -------------------------------------------------------------------------------
