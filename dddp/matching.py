@@ -7,6 +7,11 @@ document id (for filters on the primary key: `pk=user_id`, `pk__in=[...]`),
 or None when only the database can tell (joins, expressions, slices, lookups whose semantics depend
 on collations or on precision the payload does not keep). The predicate uses
 SQL's three-valued logic, so NULLs behave as in PostgreSQL.
+
+`index_term` finds, for any queryset (joins or not), one condition that every
+row it holds meets: a column of its own equal to one of a few values. The hub
+files observers under those values (`dddp.server.routing`), so that a change
+reaches only the observers whose rows its old or new values can be.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -238,3 +244,101 @@ def _as_document_value(field: models.Field[Any, Any], value: Any) -> Any:
         raise ValueError("not comparable in memory")  # excluded by _exact_in_memory
     value = field.get_prep_value(value) if not field.is_relation else value
     return ejson.from_json_value(ejson.to_json_value(field_value(field, value)))
+
+
+#: An In lookup with more values than this is not indexed: a member's value is not
+#: known from its document (a Collection may reshape it), so each member is filed
+#: under every value of the list.
+MAX_INDEXED_VALUES = 32
+
+
+@dataclass(frozen=True)
+class IndexTerm:
+    """A condition every row of a queryset meets: its `field` has one of `values`.
+
+    Values are routing keys: `key(document value)` of a row is in `values`
+    exactly when PostgreSQL finds the column equal to one of the filter's values.
+    """
+
+    field: str  # a field name, or DOCUMENT_ID for the primary key
+    values: frozenset[Hashable]
+    key: Callable[[Any], Hashable]
+
+
+def index_term(queryset: models.QuerySet[Any]) -> IndexTerm | None:
+    """The best `IndexTerm` of a queryset's top-level conditions, or None.
+
+    A conjunct `column = value` (or `column IN (...)`) of the WHERE clause, on
+    the queryset's own table, is a necessary condition of membership whatever
+    else the queryset filters on, joins included. Of several, the primary key
+    is preferred, then a relation (an owner, an author), then any other column,
+    booleans last (they split observers in two at most); of equals, the last one,
+    which is the narrowing by the user (`dddp.visibility`) when there is one.
+    None when membership depends on other rows too (slices, DISTINCT ON, unions,
+    aggregates).
+    """
+    query = queryset.query
+    if query.is_sliced or query.distinct_fields or query.combinator or query.extra or query.annotations:
+        return None
+    alias = query.get_initial_alias()
+    best: tuple[int, IndexTerm] | None = None
+    for lookup in _conjuncts(query.where):
+        term = _term(lookup, alias)
+        if term is None:
+            continue
+        field = lookup.lhs.target
+        rank = 3 if field.primary_key else 2 if field.is_relation else 0 if _is_boolean(field) else 1
+        if best is None or rank >= best[0]:
+            best = (rank, term)
+    return best[1] if best is not None else None
+
+
+def _conjuncts(node: WhereNode) -> list[Any]:
+    """The lookups that must all hold for a row to be in: the top-level AND, flattened."""
+    if node.negated or node.connector != AND:
+        return []
+    found = []
+    for child in node.children:
+        if isinstance(child, WhereNode):
+            found += _conjuncts(child)
+        elif isinstance(child, lookups.Lookup):
+            found.append(child)
+    return found
+
+
+def _term(lookup: lookups.Lookup[Any], alias: str | None) -> IndexTerm | None:
+    lhs, rhs = lookup.lhs, lookup.rhs
+    if not isinstance(lhs, Col) or lhs.alias != alias or hasattr(rhs, "resolve_expression"):
+        return None
+    if isinstance(lookup, lookups.Exact):
+        if rhs is None:
+            return None
+        items = [rhs]
+    elif isinstance(lookup, lookups.In) and isinstance(rhs, (list, tuple, set, frozenset)):
+        items = [item for item in rhs if item is not None]  # NULL IN (...) is never true
+        if len(items) > MAX_INDEXED_VALUES:
+            return None
+    else:
+        return None
+    field = lhs.target
+    try:
+        if field.primary_key:
+            if field.is_relation:  # multi-table inheritance: see _compile_document_id
+                return None
+            ids = frozenset(document_id(field.to_python(item)) for item in items)
+            return IndexTerm(DOCUMENT_ID, ids, _same)
+        if not _exact_in_memory(field):
+            return None
+        key = _sort_key(field)
+        values = frozenset(key(_as_document_value(field, item)) for item in items)
+    except (TypeError, ValueError, ValidationError):  # unhashable, or no document form
+        return None
+    return IndexTerm(field.name, values, key)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _is_boolean(field: models.Field[Any, Any]) -> bool:
+    return isinstance(field, models.BooleanField) or bool(field.choices)

@@ -22,7 +22,7 @@ from django.db.models.functions import Lower
 
 from dddp.changes import Change, decode, encode
 from dddp.documents import document_fields, document_id
-from dddp.matching import compile_matcher
+from dddp.matching import DOCUMENT_ID, MAX_INDEXED_VALUES, IndexTerm, compile_matcher, index_term
 from tests.typesapp.models import Group, Sample
 
 pytestmark = pytest.mark.django_db
@@ -352,3 +352,92 @@ def test_the_database_decides(world: World, spec: Case) -> None:
 def test_filters_on_plain_columns_next_to_a_datetime_column_still_compile(world: World) -> None:
     """Only the lookups decide: a model with datetime columns is not excluded as a whole."""
     assert compile_matcher(Sample.objects.filter(num=0, label="a")) is not None
+
+
+# --- index terms: a condition every row of the queryset meets ------------------------------
+
+INDEXED = [
+    # (case, the field the term is on, or None when there must be none)
+    case("num exact", where(num=0)),
+    case("ratio exact zero matches -0.0", where(ratio=0.0)),
+    case("ratio exact NaN", where(ratio=math.nan)),
+    case("label exact NFC is not NFD", where(label="é")),
+    case("flag false", where(flag=False)),
+    case("day exact from a string", where(day="2020-01-01")),
+    case("uid exact upper-case string", where(uid=str(U1).upper())),
+    case("big exact beyond 2**53", where(big=2**53 + 1)),
+    case("num in with None", where(num__in=[0, None, 2])),
+    case("group by instance", lambda w: Sample.objects.filter(group=w.g1)),
+    case("group in ids", lambda w: Sample.objects.filter(group__in=[w.g1.pk, w.g2.pk])),
+    case("pk exact", lambda w: Sample.objects.filter(pk=w.sample(3).pk)),
+    case("pk in", lambda w: Sample.objects.filter(pk__in=[w.sample(3).pk, w.sample(5).pk])),
+    # What the matcher leaves to the database can still be indexed on a column of the row.
+    case("a column and a join", where(num=0, group__name="one")),
+    case("a column and a range", where(Q(num__gt=-5) & Q(label="a"))),
+    case("a column and an OR", where(Q(flag=True), Q(num=0) | Q(num=1))),
+    case("a column and a datetime", where(num=0, stamp__isnull=True)),
+]
+
+NOT_INDEXED = [
+    case("or", where(Q(num=0) | Q(num=1))),
+    case("not", where(~Q(num=0))),
+    case("range", where(num__gt=0)),
+    case("isnull", where(num__isnull=True)),
+    case("only a join", where(group__name="one")),
+    case("decimal exact", where(amount=Decimal("1.5"))),
+    case("datetime exact", where(stamp=datetime.datetime(2020, 1, 1, tzinfo=UTC))),
+    case("json exact", where(data={"a": 1})),
+    case("db_collation exact", where(code="a")),
+    case("iexact", where(label__iexact="a")),
+    case("F comparison", where(num=F("big"))),
+    case("slice", lambda w: Sample.objects.filter(num=0).order_by("pk")[:2]),
+    case("distinct on", lambda w: Sample.objects.filter(num=0).order_by("label", "pk").distinct("label")),
+    case("union", lambda w: Sample.objects.filter(num=0).union(Sample.objects.filter(num=1))),
+    case("annotation", lambda w: Sample.objects.annotate(one=Value(1)).filter(num=0)),
+    case("in too many", where(num__in=list(range(MAX_INDEXED_VALUES + 1)))),
+]
+
+
+def _term_holds(term: IndexTerm, row: Sample) -> bool:
+    if term.field == DOCUMENT_ID:
+        return document_id(row.pk) in term.values
+    value = delivered(row).get(term.field)
+    return value is not None and term.key(value) in term.values
+
+
+@pytest.mark.parametrize("spec", INDEXED)
+def test_every_row_postgresql_returns_meets_the_index_term(world: World, spec: Case) -> None:
+    queryset = spec.build(world)
+    term = index_term(queryset)
+    assert term is not None, "no index term"
+    members = [row for row in world.samples if row.pk in set(queryset.values_list("pk", flat=True))]
+    assert members, "the case selects no row: it could pass by accident"
+    assert [row.pk for row in members if not _term_holds(term, row)] == []
+    # And the term says something: rows outside it exist (so routing skips them).
+    assert any(not _term_holds(term, row) for row in world.samples)
+
+
+@pytest.mark.parametrize("spec", [param for param in AGREEMENT + DATABASE_DECIDES])
+def test_any_index_term_found_holds_for_every_row_postgresql_returns(world: World, spec: Case) -> None:
+    queryset = spec.build(world)
+    term = index_term(queryset)
+    if term is None:
+        return
+    members = set(queryset.values_list("pk", flat=True))
+    assert [row.pk for row in world.samples if row.pk in members and not _term_holds(term, row)] == []
+
+
+@pytest.mark.parametrize("spec", NOT_INDEXED)
+def test_what_the_index_cannot_describe_has_no_term(world: World, spec: Case) -> None:
+    assert index_term(spec.build(world)) is None
+
+
+def test_of_several_conditions_the_key_then_a_relation_then_a_column_is_the_term(world: World) -> None:
+    assert index_term(Sample.objects.filter(flag=True, num=0)).field == "num"  # type: ignore[union-attr]
+    assert index_term(Sample.objects.filter(num=0, flag=True)).field == "num"  # type: ignore[union-attr]
+    assert index_term(Sample.objects.filter(num=0, group=world.g1)).field == "group"  # type: ignore[union-attr]
+    assert index_term(Sample.objects.filter(group=world.g1, pk=1)).field == DOCUMENT_ID  # type: ignore[union-attr]
+    # Of equals the last: a Collection's user rule narrows a publication's queryset last.
+    assert index_term(Sample.objects.filter(num=0).filter(label="a")).field == "label"  # type: ignore[union-attr]
+    term = index_term(Sample.objects.filter(group__in=[world.g1, world.g2]))
+    assert term is not None and term.values == {document_id(world.g1.pk), document_id(world.g2.pk)}

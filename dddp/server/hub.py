@@ -36,7 +36,8 @@ from dddp.log_throttle import LogThrottle, first_line, left_out
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
 from dddp.server.listener import Listener, Notification
-from dddp.server.observer import Observer, ObserverKey, observer_key, publication_queries, shared_key
+from dddp.server.observer import Observer, ObserverKey, Rows, observer_key, publication_queries, shared_key
+from dddp.server.routing import Routes
 from dddp.server.session import deliveries_held
 from dddp.server.workers import (
     STOP_GRACE,
@@ -67,10 +68,9 @@ class Hub:
         self.registry = registry
         self.max_observers = max_observers  # DDDP_MAX_OBSERVERS
         self.observers: dict[ObserverKey, Observer] = {}
-        # The same, by each collection whose changes concern them, in the order they were
-        # made: a batch is offered only to the observers of its collections.
-        self._by_collection: dict[str, dict[ObserverKey, tuple[int, Observer]]] = {}
-        self._observer_numbers = itertools.count()
+        # The same, filed by the collections and values their changes concern: a batch is
+        # offered only to the observers it can concern.
+        self._routes = Routes()
         # Each subscription as asked (publication, params, user) -> its observer's key, and back,
         # while that observer lives: users whose querysets compile alike share one.
         self._shared_keys: dict[ObserverKey, ObserverKey] = {}
@@ -132,7 +132,7 @@ class Hub:
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
                 results = self._loaders.run(_retrying_first_read, observer.read)
-                self._call(self._install, observer, results)
+                self._call(self._install, key, observer, results)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
                 self._ready.pop(key, None)
@@ -242,9 +242,11 @@ class Hub:
                     # would otherwise run back to back without the loop serving anyone else.
                     gevent.sleep(0)
                 elif command[0] == "reload":
-                    for observer in list(self.observers.values()):
+                    self._routes.forget_held()
+                    for key, observer in list(self.observers.items()):
                         if observer.loaded:
                             self._guarded(observer, observer.load)
+                            self._routes.reloaded(key)
                         else:  # its first read is running: what it misses is lost
                             observer.stale = True
             except Exception:
@@ -293,41 +295,27 @@ class Hub:
 
     def _add(self, key: ObserverKey, observer: Observer) -> None:
         self.observers[key] = observer
-        number = next(self._observer_numbers)
-        for name in observer.collections:
-            self._by_collection.setdefault(name, {})[key] = (number, observer)
+        self._routes.add(key, observer)
 
     def _remove(self, key: ObserverKey) -> Observer | None:
-        observer = self.observers.pop(key, None)
-        for name in observer.collections if observer is not None else ():
-            group = self._by_collection[name]
-            del group[key]
-            if not group:
-                del self._by_collection[name]
-        return observer
+        self._routes.remove(key)
+        return self.observers.pop(key, None)
 
     def _dispatch(self, changes: list[Change]) -> None:
         if not changes:
             return
-        names = {change.collection for change in changes}
-        # The observers of these collections only, in the order they were made (as one
-        # collection's group already is), whatever else the process observes.
-        concerned: dict[ObserverKey, tuple[int, Observer]] = {}
-        for name in names:
-            concerned.update(self._by_collection.get(name, {}))
-        in_order = concerned.values() if len(names) == 1 else sorted(concerned.values(), key=_first)
-        for _number, observer in list(in_order):
-            if names <= observer.collections:
-                relevant = changes
-            else:
-                relevant = [change for change in changes if change.collection in observer.collections]
+        # Only the observers these changes can concern (dddp.server.routing), in the order
+        # they were made, whatever else the process observes.
+        for key, observer, relevant in self._routes.route(changes):
             if observer.loaded:
                 self._guarded(observer, observer.apply, relevant)
+                self._routes.applied(key, relevant)
             elif observer.arrived is not None:
                 observer.arrived += relevant  # applied once its first read is installed
 
-    def _install(self, observer: Observer, results: list[dict[str, dict[str, Any]]]) -> None:
-        """A first read is done: take it, then apply what arrived meanwhile (no subscriber yet)."""
+    def _install(self, key: ObserverKey, observer: Observer, results: list[Rows]) -> None:
+        """A first read is done: take it, then apply what arrived meanwhile (no subscriber
+        yet); from now on the observer is offered only the changes that can concern it."""
         observer.install(results)
         arrived, observer.arrived = observer.arrived or [], None
         if arrived:
@@ -335,6 +323,7 @@ class Hub:
         if observer.stale:
             observer.stale = False
             _retrying_lost_connections(observer.load)
+        self._routes.index(key, observer)
 
     def _guarded(self, observer: Observer, func: Callable[..., None], *args: Any) -> None:
         """Run an observer step; if the publication fails, end its subscriptions (D-54).
@@ -384,10 +373,6 @@ class Hub:
 
 
 _retries_logged = LogThrottle()
-
-
-def _first(pair: tuple[int, Observer]) -> int:
-    return pair[0]
 
 
 def _retrying_first_read(read: Callable[[], Any]) -> Any:

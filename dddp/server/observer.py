@@ -39,7 +39,7 @@ from dddp.documents import (
     row_reader,
     value_attnames,
 )
-from dddp.matching import Matcher, compile_matcher, joined_aliases
+from dddp.matching import IndexTerm, Matcher, compile_matcher, index_term, joined_aliases
 from dddp.protocol import ejson, messages
 from dddp.protocol.errors import must_be_logged_in
 from dddp.publication_checks import (
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dddp.server")
 
 Documents = dict[str, dict[str, dict[str, Any]]]  # collection -> id -> fields
+Rows = dict[str, dict[str, Any]]  # one queryset's rows: id -> fields
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ObservedQuery:
     matcher: Matcher | None
     rerun_always: bool
     columns: frozenset[str]  # the names of the model's own (non-m2m) fields
+    term: IndexTerm | None = None  # a condition every member meets (dddp.server.routing)
     ids: set[str] = field(default_factory=set)
 
 
@@ -181,6 +183,7 @@ class Observer:
             matcher=compile_matcher(queryset),
             rerun_always=queryset.query.is_sliced,
             columns=frozenset(f.name for f in concrete_fields(queryset.model)),
+            term=index_term(queryset),
         )
 
     @functools.cached_property  # (the queries are fixed when the observer is made)
@@ -244,6 +247,7 @@ class Observer:
                 continue
             to_check: dict[str, None] = {}
             incomplete: dict[str, None] = {}  # entering documents known only in part
+            same_collection = [q for q in self.queries if q.name == query.name]
             docs = self.documents.get(query.name, {})
             for change in own:
                 key = (query.name, change.id)
@@ -255,7 +259,13 @@ class Observer:
                 shaped = query.collection.shape(change.fields)
                 if change.partial:  # merge with what we hold (many-to-many lists, see signals)
                     base = latest.get(key) or docs.get(change.id)
-                    if base is None:
+                    if base is not None and not any(change.id in q.ids for q in same_collection):
+                        # Not held now: the hub offers a row's changes only while some
+                        # query holds it (dddp.server.routing), so what we knew of it is
+                        # not to be trusted; read it if it comes in.
+                        base = None
+                        latest.pop(key, None)
+                    if base is None or change.id in incomplete:  # (read once it is in)
                         incomplete[change.id] = None
                     else:
                         latest[key] = {**base, **shaped}

@@ -12,6 +12,7 @@ from gevent.queue import Queue
 
 from dddp.server import hub as hub_module
 from dddp.server.hub import Hub
+from dddp.server.routing import Routes
 
 
 def idle_hub() -> Any:
@@ -72,6 +73,7 @@ class FakeObserver:
 
     def __init__(self, *collections: str) -> None:
         self.collections = frozenset(collections)
+        self.queries: list[Any] = []  # none the routes can file by value
         self.loaded = True
         self.arrived: list[Any] | None = None
         self.applied: list[list[str]] = []
@@ -82,8 +84,7 @@ class FakeObserver:
 
 def observing_hub(observers: dict[str, FakeObserver]) -> Any:
     hub = idle_hub()
-    hub.observers, hub._by_collection = {}, {}
-    hub._observer_numbers = iter(range(1000))
+    hub.observers, hub._routes = {}, Routes()
     for key, observer in observers.items():
         hub._add(key, observer)
     return hub
@@ -126,4 +127,4 @@ def test_a_removed_observer_is_offered_nothing_and_leaves_no_trace() -> None:
     hub._dispatch([change("books", "b1")])
     assert observers["first"].applied == [] and observers["second"].applied == [["b1"]]
     hub._remove("second")
-    assert hub._by_collection == {} and hub.observers == {}
+    assert not hub._routes.observed() and hub.observers == {}

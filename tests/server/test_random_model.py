@@ -51,6 +51,16 @@ def expected_view(subscriptions: list[tuple[str, list[Any]]]) -> View:
             querysets = [Author.objects.filter(email=params[0]), Book.objects.filter(author__email=params[0])]
         elif name == "LongBooks":
             querysets = [Book.objects.filter(pages__gte=params[0])]
+        elif name == "BooksByAuthor":
+            author_id, title = params
+            books = Book.objects.filter(author=author_id)
+            querysets = [books.filter(title=title) if title is not None else books]
+        elif name == "BooksTitled":
+            querysets = [Book.objects.filter(title__in=params[0])]
+        elif name == "BooksTitledTagged":
+            querysets = [Book.objects.filter(title=params[0], tags__name=params[1])]
+        elif name == "AuthorById":
+            querysets = [Author.objects.filter(pk=params[0])]
         else:
             querysets = [Book.objects.filter(tags__name=params[0])]
         for queryset in querysets:
@@ -145,6 +155,20 @@ def read_until(clients: list[DDPClient], done: Callable[[DDPClient], bool], time
                 pass
 
 
+def read_all_until(clients: list[DDPClient], expected: list[View], timeout: float) -> None:
+    """Read every client in turn (each answers its pings) until each holds its view."""
+    deadline = time.monotonic() + timeout
+    waiting = [(client, view) for client, view in zip(clients, expected, strict=True)]
+    while waiting and time.monotonic() < deadline:
+        for client, view in waiting:
+            try:
+                while client.collections_view() != view:
+                    client.recv(timeout=0.01)  # what has arrived, then the next client
+            except websocket.WebSocketTimeoutException:
+                pass
+        waiting = [(client, view) for client, view in waiting if client.collections_view() != view]
+
+
 def test_random_writes_leave_every_client_equal_to_its_querysets(
     server: ServerProcess, random_seed: int, request: pytest.FixtureRequest
 ) -> None:
@@ -177,6 +201,63 @@ def test_random_writes_leave_every_client_equal_to_its_querysets(
         read_until(clients, lambda c: c.collections_view() == expected[clients.index(c)])
         for client, plan, view in zip(clients, plans, expected, strict=True):
             assert client.collections_view() == view, f"client subscribed to {plan} diverged"
+    finally:
+        for client in clients:
+            client.close()
+
+
+def many_observers_plans(rng: random.Random, authors: list[int], tags: list[str]) -> list[list[Any]]:
+    """Forty clients' subscriptions to publications filed by value: hundreds of distinct
+    parameters, overlapping within a client (one book in several of its subscriptions) and
+    between clients (shared observers). Twenty each: DDDP_MAX_OBSERVERS_PER_CONNECTION."""
+    titles = [f"t{n}" for n in range(10)]
+    every: list[tuple[str, list[Any]]] = []
+    for author in authors:
+        every.append(("AuthorById", [author]))
+        every.append(("BooksByAuthor", [author, None]))
+        every += [("BooksByAuthor", [author, title]) for title in titles]
+    every += [("BooksTitledTagged", [title, tag]) for title in titles for tag in tags]
+    for size in (1, 2, 3, 4):
+        for _ in range(80):
+            every.append(("BooksTitled", [sorted(rng.sample(titles, size))]))
+    distinct = list({ejson.dumps(plan, canonical=True): plan for plan in every}.values())
+    return [rng.sample(distinct, 20) for _ in range(40)]
+
+
+def test_random_writes_with_hundreds_of_observers_filed_by_value(
+    server: ServerProcess, random_seed: int, request: pytest.FixtureRequest
+) -> None:
+    """Each change must reach every observer its old or new row concerns, and the others
+    may be spared it: at quiescence every client still equals its querysets."""
+    rng = random.Random(random_seed)
+    steps = request.config.getoption("random_steps")
+    prefix = f"m{random_seed}-{rng.randrange(10**6)}"
+    emails = [f"{prefix}-{n}@example.com" for n in range(6)]
+    authors = [Author.objects.create(name=f"author {n}", email=emails[n]) for n in range(4)]
+    tags = [Tag.objects.create(name=f"{prefix}-tag{n}") for n in range(3)]
+    plans = many_observers_plans(rng, [a.pk for a in authors], [t.name for t in tags])
+    assert len({ejson.dumps(p, canonical=True) for plan in plans for p in plan}) > 200
+    clients = []
+    for plan in plans:
+        client = DDPClient(server.ws_url)
+        client.connect()
+        for number, (name, params) in enumerate(plan):
+            answer = client.sub(name, *params, id=f"sub{number}")
+            assert answer[-1]["msg"] == "ready", answer[-1]
+        clients.append(client)
+    try:
+        writer = RandomWriter(rng, emails, tags)
+        for step in range(steps * 2):
+            writer.step()
+            if step == steps // 2:  # some subscriptions end and start again mid-way
+                for client, plan in zip(clients, plans, strict=True):
+                    for number in rng.sample(range(len(plan)), 3):
+                        client.send({"msg": "unsub", "id": f"sub{number}"})
+                        client.sub(plan[number][0], *plan[number][1], id=f"sub{number}")
+        expected = [expected_view(plan) for plan in plans]
+        read_all_until(clients, expected, timeout=20)
+        for client, plan, view in zip(clients, plans, expected, strict=True):
+            assert client.collections_view() == view, f"a client with {len(plan)} subscriptions diverged"
     finally:
         for client in clients:
             client.close()

@@ -154,6 +154,35 @@ class LongBooks(Publication):
         return [models.Book.objects.filter(pages__gte=min_pages)]
 
 
+class BooksByAuthor(Publication):
+    """Filters on the row's own foreign key (and title): filed by value (dddp.server.routing)."""
+
+    def get_queries(self, author_id, title=None):
+        books = models.Book.objects.filter(author=author_id)
+        return [books.filter(title=title) if title is not None else books]
+
+
+class BooksTitled(Publication):
+    """An `__in` filter: filed under each of its values, which other observers' overlap."""
+
+    def get_queries(self, titles):
+        return [models.Book.objects.filter(title__in=titles)]
+
+
+class BooksTitledTagged(Publication):
+    """A column and a join: filed by title, membership decided by the database."""
+
+    def get_queries(self, title, tag_name):
+        return [models.Book.objects.filter(title=title, tags__name=tag_name)]
+
+
+class AuthorById(Publication):
+    """Filters on the primary key: filed by document id."""
+
+    def get_queries(self, author_id):
+        return [models.Author.objects.filter(pk=author_id)]
+
+
 class FragileBooks(Publication):
     """Works until a book has 13 pages: then its query divides by zero."""
 
@@ -221,6 +250,10 @@ API.register(
         AllBooks,
         BooksByAuthorEmail,
         LongBooks,
+        BooksByAuthor,
+        BooksTitled,
+        BooksTitledTagged,
+        AuthorById,
         FailingPublication,
         FragileBooks,
         SlowTags,
