@@ -398,15 +398,18 @@ class Worker:
         timeout: float,
         publication: str = "AllTicks",
         resumes: list[str] | None = None,
+        params: list[list[Any]] | None = None,
     ) -> None:
         """Open `count` clients, `concurrency` at a time (a burst overflows the listen backlog);
-        with `resumes`, each logs in with the next token of it before subscribing."""
+        with `resumes`, each logs in with the next token of it before subscribing; with
+        `params`, each subscribes with the next parameters of it."""
         self.open_order = {
             "kind": kind,
             "address": (host, port),
             "timeout": timeout,
             "publication": publication,
             "resumes": list(resumes or []),
+            "params": list(params or []),
         }
         self.open_result = {"opened": 0, "failures": Counter[str](), "started": time.monotonic()}
         self.to_open = count
@@ -418,8 +421,9 @@ class Worker:
         self.to_open -= 1
         order = self.open_order
         resume = order["resumes"].pop() if order["resumes"] else None
+        params = order["params"].pop() if order["params"] else []
         client = Client(
-            order["kind"], order["address"], self.window, order["publication"], [], self.opened, resume
+            order["kind"], order["address"], self.window, order["publication"], params, self.opened, resume
         )
         self.add(client, time.monotonic() + order["timeout"])
 
@@ -571,16 +575,22 @@ class Clients:
         concurrency: int = 50,
         publication: str = "AllTicks",
         resumes: list[str] | None = None,
+        params: list[list[Any]] | None = None,
     ) -> dict[str, Any]:
         """Open clients until `total` are held, spread evenly over the processes; with
-        `resumes` (one login token per new client), each logs in before subscribing."""
+        `resumes` (one login token per new client), each logs in before subscribing; with
+        `params` (one list per new client), each subscribes with its own."""
         more = total - self.count
         shares = [more // len(self.pipes) + (i < more % len(self.pipes)) for i in range(len(self.pipes))]
         tokens = list(resumes or [])
+        each_params = list(params or [])
         for pipe, share in zip(self.pipes, shares, strict=True):
             mine, tokens = tokens[:share], tokens[share:]
+            my_params, each_params = each_params[:share], each_params[share:]
             per_pipe = max(1, concurrency // len(self.pipes))
-            extra = (publication, mine) if resumes or publication != "AllTicks" else ()  # xhr workers: none
+            extra: tuple[Any, ...] = ()  # xhr workers: none
+            if resumes or publication != "AllTicks" or params:
+                extra = (publication, mine, my_params)
             pipe.send(("open", kind, host, port, share, per_pipe, 30.0, *extra))
         opened, failures, seconds = 0, Counter[str](), 0.0
         for pipe in self.pipes:
