@@ -44,6 +44,13 @@ def patch_for_gevent() -> None:
 def main(argv: list[str] | None = None, prog: str = "dddp") -> int:
     """Entry point of the console script and of `python -m dddp`."""
     patch_for_gevent()
+    # A log record asks for its thread's and process's names by default: under gevent's
+    # patched threading, `current_thread()` was 13% of the server's CPU while 10,000
+    # clients connected with INFO logging (a line each). dddp's format uses neither, and
+    # every greenlet is in the main thread anyway.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     from dddp.server.options import parse_options
 
     options = parse_options(argv, prog)
