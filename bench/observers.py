@@ -139,6 +139,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             )
     lines.append("")
     for publication, ladder in results["ladders"].items():
+        if not ladder:
+            continue
         first = ladder[0]
         for one in ladder[1:]:
             p99 = one["p99_ms"] / first["p99_ms"]
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "BooksByAuthor": [int(n) for n in args.ladder.split(",") if n],
         "BooksByAuthorEmail": [int(n) for n in args.email_ladder.split(",") if n],
     }
+    ladders = {publication: ladder for publication, ladder in ladders.items() if ladder}
     env = database_env()
     os.environ.update(DATABASE_URL=env["DATABASE_URL"], DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
     busy_before = machine_busy()
