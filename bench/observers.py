@@ -37,7 +37,7 @@ from typing import Any
 from live import WriterProcess, machine_busy, note
 from live_clients import Clients
 from live_writer import Writer, answer_commands
-from users import ObservedServer, merged, migrate, paced_round
+from users import ObservedServer, merged, migrate, paced_round, shut_down
 
 HOST = "127.0.0.1"
 SETTINGS_MODULE = "observers_settings"
@@ -214,15 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 for count in ladder
             ]
     finally:
-        if clients is not None:
-            clients.close()
-        if server is not None:
-            server.stop()
-            log = server.log_text()
-            if "Traceback" in log:
-                note(f"server log:\n{log[-3000:]}")
-            os.unlink(server.log.name)
-        writer.stop()
+        shut_down(clients, server, writer)
     results["config"] = {**vars(args), "cpus": os.cpu_count(), "machine_busy_before": busy_before}
     print(json.dumps(results, indent=2, default=str) if args.json else report(results, args))
     return 0

@@ -314,6 +314,19 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
 # --- setup ---------------------------------------------------------------------------------------
 
 
+def shut_down(clients: Clients | None, server: ObservedServer | None, writer: WriterProcess) -> None:
+    """Stop the clients, the server (showing its log's end if it has a traceback) and the writer."""
+    if clients is not None:
+        clients.close()
+    if server is not None:
+        server.stop()
+        log = server.log_text()
+        if "Traceback" in log:
+            note(f"server log:\n{log[-3000:]}")
+        os.unlink(server.log.name)
+    writer.stop()
+
+
 def database_env() -> dict[str, str]:
     """The environment of every process here: one database for all of them."""
     import users_settings  # starts (or joins) the embedded PostgreSQL when DATABASE_URL is unset
@@ -366,15 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "per_user": per_user_publication(server, clients, writer, tokens, args),
         }
     finally:
-        if clients is not None:
-            clients.close()
-        if server is not None:
-            server.stop()
-            log = server.log_text()
-            if "Traceback" in log:
-                note(f"server log:\n{log[-3000:]}")
-            os.unlink(server.log.name)
-        writer.stop()
+        shut_down(clients, server, writer)
     results["config"] = {**vars(args), "cpus": os.cpu_count(), "machine_busy_before": busy_before}
     for part in ("public", "per_user"):
         for figures in results[part].values():
