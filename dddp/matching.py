@@ -29,7 +29,7 @@ from django.db.models import lookups
 from django.db.models.expressions import Col
 from django.db.models.sql.where import AND, OR, WhereNode
 
-from dddp.documents import document_id, field_value
+from dddp.documents import document_id, document_pk, field_value
 from dddp.protocol import ejson
 
 #: A row's document fields in, True/False/None (SQL's unknown) out.
@@ -260,9 +260,12 @@ class IndexTerm:
     exactly when PostgreSQL finds the column equal to one of the filter's values.
     """
 
-    field: str  # a field name, or DOCUMENT_ID for the primary key
+    field: str  # a field name, DOCUMENT_ID for the primary key, or a lookup path through a join
     values: frozenset[Hashable]
     key: Callable[[Any], Hashable]
+    #: For a column of a joined row (`author__email`): the routing keys of the given
+    #: documents' values now, read in one query (a row gone, or NULL there, is left out).
+    current: Callable[[list[str]], dict[str, Hashable]] | None = None
 
 
 def index_term(queryset: models.QuerySet[Any]) -> IndexTerm | None:
@@ -285,6 +288,9 @@ def index_term(queryset: models.QuerySet[Any]) -> IndexTerm | None:
     for lookup in _conjuncts(query.where):
         term = _term(lookup, alias)
         if term is None:
+            term = _joined_term(queryset, lookup, alias)
+            if term is not None and (best is None or best[0] < 0):
+                best = (-1, term)  # a column of the row's own is known without a query
             continue
         field = lookup.lhs.target
         rank = 3 if field.primary_key else 2 if field.is_relation else 0 if _is_boolean(field) else 1
@@ -307,8 +313,16 @@ def _conjuncts(node: WhereNode) -> list[Any]:
 
 
 def _term(lookup: lookups.Lookup[Any], alias: str | None) -> IndexTerm | None:
+    lhs = lookup.lhs
+    if not isinstance(lhs, Col) or lhs.alias != alias:
+        return None
+    return _column_term(lookup)
+
+
+def _column_term(lookup: lookups.Lookup[Any]) -> IndexTerm | None:
+    """The term of a lookup on a column (of whichever table), if it is one."""
     lhs, rhs = lookup.lhs, lookup.rhs
-    if not isinstance(lhs, Col) or lhs.alias != alias or hasattr(rhs, "resolve_expression"):
+    if hasattr(rhs, "resolve_expression"):
         return None
     if isinstance(lookup, lookups.Exact):
         if rhs is None:
@@ -334,6 +348,40 @@ def _term(lookup: lookups.Lookup[Any], alias: str | None) -> IndexTerm | None:
     except (TypeError, ValueError, ValidationError):  # unhashable, or no document form
         return None
     return IndexTerm(field.name, values, key)
+
+
+def _joined_term(queryset: models.QuerySet[Any], lookup: Any, alias: str | None) -> IndexTerm | None:
+    """A term on a column of the row a foreign key of the queryset's own points to
+    (`author__email=...`): one hop, forward, so each row has one such value or none."""
+    lhs = lookup.lhs
+    if not isinstance(lhs, Col) or lhs.alias == alias:
+        return None
+    join = queryset.query.alias_map.get(lhs.alias)
+    link = getattr(join, "join_field", None)
+    model = queryset.model
+    if (
+        join is None
+        or getattr(join, "parent_alias", None) != alias
+        or not isinstance(link, models.ForeignKey)
+        or link.model._meta.concrete_model is not model._meta.concrete_model
+        or lhs.target.primary_key
+        or lhs.target.model._meta.concrete_model is not link.related_model._meta.concrete_model
+    ):
+        return None
+    own = _column_term(lookup)
+    if own is None:
+        return None
+    field = lhs.target
+    path = f"{link.name}__{field.name}"
+    key = own.key
+    using = queryset.db
+
+    def current(doc_ids: list[str]) -> dict[str, Hashable]:
+        pks = [document_pk(model, doc_id) for doc_id in doc_ids]
+        rows = model._base_manager.using(using).filter(pk__in=pks).values_list("pk", path)
+        return {document_id(pk): key(_as_document_value(field, raw)) for pk, raw in rows if raw is not None}
+
+    return IndexTerm(path, own.values, key, current)
 
 
 def _same(value: Any) -> Any:

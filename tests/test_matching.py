@@ -376,6 +376,10 @@ INDEXED = [
     case("a column and a range", where(Q(num__gt=-5) & Q(label="a"))),
     case("a column and an OR", where(Q(flag=True), Q(num=0) | Q(num=1))),
     case("a column and a datetime", where(num=0, stamp__isnull=True)),
+    # A column of the row a foreign key points to: read for a batch in one query.
+    case("a join's column", where(group__name="one")),
+    case("a join's column in", where(group__name__in=["one", "three"])),
+    case("a join's column and a range", where(group__name="two", num__gt=-5)),
 ]
 
 NOT_INDEXED = [
@@ -383,7 +387,8 @@ NOT_INDEXED = [
     case("not", where(~Q(num=0))),
     case("range", where(num__gt=0)),
     case("isnull", where(num__isnull=True)),
-    case("only a join", where(group__name="one")),
+    case("a reverse relation", lambda w: Group.objects.filter(samples__num=0)),
+    case("a join's isnull", where(group__name__isnull=True)),
     case("decimal exact", where(amount=Decimal("1.5"))),
     case("datetime exact", where(stamp=datetime.datetime(2020, 1, 1, tzinfo=UTC))),
     case("json exact", where(data={"a": 1})),
@@ -401,6 +406,8 @@ NOT_INDEXED = [
 def _term_holds(term: IndexTerm, row: Sample) -> bool:
     if term.field == DOCUMENT_ID:
         return document_id(row.pk) in term.values
+    if term.current is not None:  # a joined row's column, read as the hub reads it
+        return term.current([document_id(row.pk)]).get(document_id(row.pk)) in term.values
     value = delivered(row).get(term.field)
     return value is not None and term.key(value) in term.values
 
@@ -437,6 +444,10 @@ def test_of_several_conditions_the_key_then_a_relation_then_a_column_is_the_term
     assert index_term(Sample.objects.filter(num=0, flag=True)).field == "num"  # type: ignore[union-attr]
     assert index_term(Sample.objects.filter(num=0, group=world.g1)).field == "group"  # type: ignore[union-attr]
     assert index_term(Sample.objects.filter(group=world.g1, pk=1)).field == DOCUMENT_ID  # type: ignore[union-attr]
+    # A column of the row's own before one through a join (which costs a query).
+    assert index_term(Sample.objects.filter(group__name="one", flag=True)).field == "flag"  # type: ignore[union-attr]
+    joined = index_term(Sample.objects.filter(group__name="one"))
+    assert joined is not None and joined.field == "group__name" and joined.current is not None
     # Of equals the last: a Collection's user rule narrows a publication's queryset last.
     assert index_term(Sample.objects.filter(num=0).filter(label="a")).field == "label"  # type: ignore[union-attr]
     term = index_term(Sample.objects.filter(group__in=[world.g1, world.g2]))

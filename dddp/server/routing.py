@@ -30,15 +30,20 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dddp.changes import Change
+from dddp.log_throttle import LogThrottle, left_out
 from dddp.matching import DOCUMENT_ID, IndexTerm
 
 if TYPE_CHECKING:
     from dddp.server.observer import ObservedQuery, Observer, ObserverKey
+
+logger = logging.getLogger("dddp.server")
+_failures_logged = LogThrottle()
 
 #: An observer and its creation number: observers are offered a batch in the order they
 #: were made, whichever group they are filed in.
@@ -59,8 +64,14 @@ class ValueIndex:
     held: dict[str, set[Hashable]] = dataclasses.field(default_factory=dict)
     size: int = 0  # observers filed
 
-    def route(self, change: Change, into: dict[ObserverKey, Entry]) -> None:
-        """Add the observers `change` concerns to `into`, and note the row's new value."""
+    def route(
+        self, change: Change, into: dict[ObserverKey, Entry], current: dict[str, Hashable] | None = None
+    ) -> None:
+        """Add the observers `change` concerns to `into`, and note the row's new value.
+
+        `current`: for a term through a join, the batch's rows' values now (None if they
+        could not be read: every observer of the index is offered the change).
+        """
         if self.field == DOCUMENT_ID:  # the id never changes: no old value to keep
             into.update(self.filed.get(change.id, ()))
             return
@@ -68,6 +79,21 @@ class ValueIndex:
             into.update(self.filed.get(value, ()))
         if change.op == "delete":
             self.held.pop(change.id, None)
+            return
+        if self.term.current is not None:
+            # The value is the joined row's: read for the batch, whatever the change carries.
+            if current is None:
+                for everyone in self.filed.values():
+                    into.update(everyone)
+                self.held.pop(change.id, None)
+                return
+            joined = current.get(change.id)
+            filed = self.filed.get(joined) if joined is not None else None
+            if filed:
+                into.update(filed)
+                self.held[change.id] = {joined}
+            else:
+                self.held.pop(change.id, None)
             return
         if self.field not in change.fields:  # only many-to-many lists: the value is as it was
             into.update(self.partial_readers)
@@ -191,11 +217,12 @@ class Routes:
                 concerned.update(self._everything.get(name, {}))
             in_order = concerned.items() if len(names) == 1 else sorted(concerned.items(), key=_second_number)
             return [(key, observer, _of(observer, changes, names)) for key, (_n, observer) in in_order]
+        currents = self._joined_values(changes, names)
         routed: dict[ObserverKey, tuple[int, Observer, list[Change]]] = {}
         for change in changes:
             into: dict[ObserverKey, Entry] = dict(self._everything.get(change.collection, {}))
             for index in self._indexes.get(change.collection, {}).values():
-                index.route(change, into)
+                index.route(change, into, currents.get(id(index)))
             for key, (number, observer) in into.items():
                 found = routed.get(key)
                 if found is None:
@@ -204,6 +231,30 @@ class Routes:
                     found[2].append(change)
         in_creation_order = sorted(routed.items(), key=_second_number)
         return [(key, observer, relevant) for key, (_n, observer, relevant) in in_creation_order]
+
+    def _joined_values(self, changes: list[Change], names: set[str]) -> dict[int, Any]:
+        """For each index through a join: its changed rows' values now, one query per index
+        and batch, shared by all its observers (None when the query failed)."""
+        found: dict[int, Any] = {}
+        for name in names:
+            for index in self._indexes.get(name, {}).values():
+                if index.term.current is None:
+                    continue
+                ids = list(dict.fromkeys(c.id for c in changes if c.collection == name and c.op != "delete"))
+                try:
+                    found[id(index)] = index.term.current(ids) if ids else {}
+                except Exception:
+                    count = _failures_logged.allow("joined values")
+                    if count is not None:
+                        logger.warning(
+                            "could not read %s of %s's changes: offered to every observer of it%s",
+                            index.field,
+                            name,
+                            left_out(count),
+                            exc_info=True,
+                        )
+                    found[id(index)] = None
+        return found
 
     def applied(self, key: ObserverKey, changes: list[Change]) -> None:
         """The observer has applied these changes: note the documents its indexed queries

@@ -206,7 +206,9 @@ def test_random_writes_leave_every_client_equal_to_its_querysets(
             client.close()
 
 
-def many_observers_plans(rng: random.Random, authors: list[int], tags: list[str]) -> list[list[Any]]:
+def many_observers_plans(
+    rng: random.Random, authors: list[int], tags: list[str], emails: list[str]
+) -> list[list[Any]]:
     """Forty clients' subscriptions to publications filed by value: hundreds of distinct
     parameters, overlapping within a client (one book in several of its subscriptions) and
     between clients (shared observers). Twenty each: DDDP_MAX_OBSERVERS_PER_CONNECTION."""
@@ -217,6 +219,7 @@ def many_observers_plans(rng: random.Random, authors: list[int], tags: list[str]
         every.append(("BooksByAuthor", [author, None]))
         every += [("BooksByAuthor", [author, title]) for title in titles]
     every += [("BooksTitledTagged", [title, tag]) for title in titles for tag in tags]
+    every += [("BooksByAuthorEmail", [email]) for email in emails]  # through a join
     for size in (1, 2, 3, 4):
         for _ in range(80):
             every.append(("BooksTitled", [sorted(rng.sample(titles, size))]))
@@ -235,7 +238,7 @@ def test_random_writes_with_hundreds_of_observers_filed_by_value(
     emails = [f"{prefix}-{n}@example.com" for n in range(6)]
     authors = [Author.objects.create(name=f"author {n}", email=emails[n]) for n in range(4)]
     tags = [Tag.objects.create(name=f"{prefix}-tag{n}") for n in range(3)]
-    plans = many_observers_plans(rng, [a.pk for a in authors], [t.name for t in tags])
+    plans = many_observers_plans(rng, [a.pk for a in authors], [t.name for t in tags], emails)
     assert len({ejson.dumps(p, canonical=True) for plan in plans for p in plan}) > 200
     clients = []
     for plan in plans:

@@ -133,6 +133,42 @@ def test_a_many_to_many_change_reaches_a_database_reader_that_never_held_the_row
     assert tagged.ids == {"1"}
 
 
+def joined_term(world: dict[str, dict[str, Any]], *emails: str, fails: bool = False) -> IndexTerm:
+    """A term on the author's email: the hub reads the rows' values for each batch."""
+
+    def current(doc_ids: list[str]) -> dict[str, Any]:
+        if fails:
+            raise ConnectionError("the database is down")
+        return {d: world[d]["email"] for d in doc_ids if d in world and world[d].get("email")}
+
+    return IndexTerm("author__email", frozenset(emails), lambda value: value, current)
+
+
+def test_through_a_join_a_change_is_routed_by_the_joined_value_read_for_the_batch() -> None:
+    world: dict[str, dict[str, Any]] = {"1": {"email": "a@x"}}
+    routes = Routes()
+    observers = {}
+    for email in ("a@x", "b@x", "c@x"):
+        member = lambda row, e=email: row.get("email") == e  # noqa: E731
+        observers[email] = FakeObserver(FakeQuery(BOOKS, joined_term(world, email), member, matcher=None))
+    filed(routes, observers, world)
+    # The change carries the book's own columns; its author's email is the database's.
+    assert routed(routes, world, save("1", email="b@x")) == ["a@x", "b@x"]
+    assert routed(routes, world, save("1", pages=3)) == ["b@x"]
+    assert routed(routes, world, Change("delete", BOOKS, "1")) == ["b@x"]
+
+
+def test_through_a_join_values_that_cannot_be_read_offer_the_change_to_every_observer() -> None:
+    world: dict[str, dict[str, Any]] = {}
+    routes = Routes()
+    observers = {
+        email: FakeObserver(FakeQuery(BOOKS, joined_term(world, email, fails=True), lambda row: False))
+        for email in ("a@x", "b@x")
+    }
+    filed(routes, observers, world)
+    assert routed(routes, world, save("1", email="a@x")) == ["a@x", "b@x"]
+
+
 def test_the_primary_key_files_by_document_id() -> None:
     routes, world = Routes(), {"1": {}, "2": {}}
     by_id = FakeObserver(FakeQuery(BOOKS, term(DOCUMENT_ID, "2"), lambda row: True))
