@@ -108,3 +108,27 @@ def test_changes_during_a_first_read_reach_the_new_subscriber(server: ServerProc
         client.recv_until(lambda m: m.get("msg") == "ready", timeout=15)
         expected = {str(tag.pk): {"name": tag.name} for tag in Tag.objects.all()}
         assert client.collections["testapp.tag"] == expected
+
+
+def test_while_the_hub_waits_on_a_slow_query_pings_and_method_results_go_on(server: ServerProcess) -> None:
+    """The hub's membership query of a batch (here SlowTags', 1 s) yields to the event loop:
+    another connection's ping is answered and its method returns meanwhile; the slow
+    observer's change arrives after its query."""
+    Tag.objects.create(name="first")
+    with DDPClient(server.ws_url) as slow, DDPClient(server.ws_url) as other:
+        slow.connect()
+        slow.sub("SlowTags", 1)  # (the first read takes 1 s)
+        other.connect()
+        tag = Tag.objects.create(name="read slowly")  # the hub checks it with a slow query
+        time.sleep(0.3)  # that query is under way
+        started = time.monotonic()
+        other.send({"msg": "ping", "id": "p"})
+        other.recv_until(lambda m: m.get("msg") == "pong" and m.get("id") == "p", timeout=5)
+        pong_after = time.monotonic() - started
+        started = time.monotonic()
+        assert other.call("add", 2, 3)["result"]["result"] == 5
+        result_after = time.monotonic() - started
+        slow.recv_until(lambda m: m.get("msg") == "added" and m.get("id") == str(tag.pk), timeout=10)
+        waited = time.monotonic() - started
+    assert pong_after < 0.4 and result_after < 0.4, (pong_after, result_after)
+    assert waited > 0.2  # the change really waited on the slow query, after the ping and the call
