@@ -87,13 +87,7 @@ class ValueIndex:
                     into.update(everyone)
                 self.held.pop(change.id, None)
                 return
-            joined = current.get(change.id)
-            filed = self.filed.get(joined) if joined is not None else None
-            if filed:
-                into.update(filed)
-                self.held[change.id] = {joined}
-            else:
-                self.held.pop(change.id, None)
+            self._now(change.id, current.get(change.id), into)
             return
         if self.field not in change.fields:  # only many-to-many lists: the value is as it was
             into.update(self.partial_readers)
@@ -101,15 +95,19 @@ class ValueIndex:
         # (A save carries every column, also when it is `partial` for lack of its
         # many-to-many lists: see dddp.signals.)
         try:
-            new = self.term.key(change.fields[self.field])
-            group = self.filed.get(new)
+            self._now(change.id, self.term.key(change.fields[self.field]), into)
         except TypeError:  # an unhashable value: no observer is filed under it
-            group = None
-        if group:
-            into.update(group)
-            self.held[change.id] = {new}
-        else:
             self.held.pop(change.id, None)
+
+    def _now(self, doc_id: str, value: Hashable | None, into: dict[ObserverKey, Entry]) -> None:
+        """The row's value is now `value` (None: no value, or no row): offer the change to
+        its observers, and remember it as the only one the row can be held under."""
+        filed = self.filed.get(value) if value is not None else None
+        if filed:
+            into.update(filed)
+            self.held[doc_id] = {value}
+        else:
+            self.held.pop(doc_id, None)
 
     def learn(self, term: IndexTerm, ids: Iterable[str]) -> None:
         """These documents are held under the term's values (one of them, for each)."""
@@ -140,7 +138,7 @@ class _Placement:
 
     entry: Entry
     everything: list[str]
-    indexed: list[tuple[ValueIndex, ObservedQuery]]
+    indexed: list[tuple[ValueIndex, ObservedQuery, IndexTerm]]
 
 
 class Routes:
@@ -177,17 +175,18 @@ class Routes:
             self._take_out(self._everything, name, key)
             placement.everything.remove(name)
             for query in queries:
-                assert query.term is not None
-                index = self._indexes.setdefault(name, {}).get(query.term.field)
+                term = query.term
+                assert term is not None
+                index = self._indexes.setdefault(name, {}).get(term.field)
                 if index is None:
-                    index = self._indexes[name][query.term.field] = ValueIndex(query.term.field, query.term)
-                for value in query.term.values:
+                    index = self._indexes[name][term.field] = ValueIndex(term.field, term)
+                for value in term.values:
                     index.filed.setdefault(value, {})[key] = placement.entry
                 if query.matcher is None:
                     index.partial_readers[key] = placement.entry
                 index.size += 1
-                index.learn(query.term, query.ids)
-                placement.indexed.append((index, query))
+                index.learn(term, query.ids)
+                placement.indexed.append((index, query, term))
 
     def remove(self, key: ObserverKey) -> None:
         placement = self._placements.pop(key, None)
@@ -195,9 +194,8 @@ class Routes:
             return
         for name in placement.everything:
             self._take_out(self._everything, name, key)
-        for index, query in placement.indexed:
-            assert query.term is not None
-            for value in query.term.values:
+        for index, query, term in placement.indexed:
+            for value in term.values:
                 self._take_out(index.filed, value, key)
             index.partial_readers.pop(key, None)
             index.size -= 1
@@ -263,20 +261,18 @@ class Routes:
         if placement is None or not placement.indexed:
             return
         names = {change.collection for change in changes}
-        for index, query in placement.indexed:
+        for index, query, term in placement.indexed:
             if query.related & names:
-                index.learn(query.term, query.ids)  # type: ignore[arg-type]
+                index.learn(term, query.ids)
             else:
-                index.learn_from(
-                    query.term,  # type: ignore[arg-type]
-                    [c for c in changes if c.collection == query.name and c.id in query.ids],
-                )
+                held = [c for c in changes if c.collection == query.name and c.id in query.ids]
+                index.learn_from(term, held)
 
     def reloaded(self, key: ObserverKey) -> None:
         """The observer read its queries again: note what they hold now."""
         placement = self._placements.get(key)
-        for index, query in placement.indexed if placement is not None else ():
-            index.learn(query.term, query.ids)  # type: ignore[arg-type]
+        for index, query, term in placement.indexed if placement is not None else ():
+            index.learn(term, query.ids)
 
     def forget_held(self) -> None:
         """Changes were lost (the LISTEN connection was): what each row was is unknown
