@@ -35,10 +35,10 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from live import WriterProcess, machine_busy, note
+from live import WriterProcess, note
 from live_clients import Clients
 from live_writer import Writer, answer_commands
-from users import ObservedServer, merged, migrate, paced_round, shut_down
+from users import ObservedServer, merged, paced_round, prepare, shut_down
 
 HOST = "127.0.0.1"
 SETTINGS_MODULE = "observers_settings"
@@ -176,15 +176,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def database_env() -> dict[str, str]:
-    import observers_settings  # starts (or joins) the embedded PostgreSQL when DATABASE_URL is unset
-
-    from dddp.database import database_url
-
-    db = observers_settings.DATABASES["default"]
-    return {**os.environ, "DATABASE_URL": database_url(db), "PYTHONUNBUFFERED": "1"}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ladders = {
@@ -192,13 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "BooksByAuthorEmail": [int(n) for n in args.email_ladder.split(",") if n],
     }
     ladders = {publication: ladder for publication, ladder in ladders.items() if ladder}
-    env = database_env()
-    os.environ.update(DATABASE_URL=env["DATABASE_URL"], DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
-    busy_before = machine_busy()
-    if busy_before > 0.2:
-        note(f"warning: the machine is already {100 * busy_before:.0f}% busy: the figures will be noisy")
-    note("migrate")
-    migrate(env, SETTINGS_MODULE)
+    env, busy_before = prepare(SETTINGS_MODULE)
     writer = WriterProcess(writer_main)
     server: ObservedServer | None = None
     clients: Clients | None = None

@@ -32,6 +32,7 @@ stopped at the end.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import secrets
@@ -327,14 +328,25 @@ def shut_down(clients: Clients | None, server: ObservedServer | None, writer: Wr
     writer.stop()
 
 
-def database_env() -> dict[str, str]:
+def database_env(settings: str = SETTINGS_MODULE) -> dict[str, str]:
     """The environment of every process here: one database for all of them."""
-    import users_settings  # starts (or joins) the embedded PostgreSQL when DATABASE_URL is unset
+    module = importlib.import_module(settings)  # starts (or joins) the embedded PostgreSQL if no DATABASE_URL
 
     from dddp.database import database_url
 
-    db = users_settings.DATABASES["default"]
-    return {**os.environ, "DATABASE_URL": database_url(db), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "DATABASE_URL": database_url(module.DATABASES["default"]), "PYTHONUNBUFFERED": "1"}
+
+
+def prepare(settings: str = SETTINGS_MODULE) -> tuple[dict[str, str], float]:
+    """The database, migrated, for this process and its children; and how busy the machine was."""
+    env = database_env(settings)
+    os.environ.update(DATABASE_URL=env["DATABASE_URL"], DJANGO_SETTINGS_MODULE=settings)
+    busy_before = machine_busy()
+    if busy_before > 0.2:
+        note(f"warning: the machine is already {100 * busy_before:.0f}% busy: the figures will be noisy")
+    note("migrate")
+    migrate(env, settings)
+    return env, busy_before
 
 
 def migrate(env: dict[str, str], settings: str = SETTINGS_MODULE) -> None:
@@ -358,13 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = database_env()
-    os.environ.update(DATABASE_URL=env["DATABASE_URL"], DJANGO_SETTINGS_MODULE=SETTINGS_MODULE)
-    busy_before = machine_busy()
-    if busy_before > 0.2:
-        note(f"warning: the machine is already {100 * busy_before:.0f}% busy: the figures will be noisy")
-    note("migrate")
-    migrate(env)
+    env, busy_before = prepare()
     writer = WriterProcess(writer_main)
     server: ObservedServer | None = None
     clients: Clients | None = None
