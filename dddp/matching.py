@@ -266,6 +266,24 @@ class IndexTerm:
     #: For a column of a joined row (`author__email`): the routing keys of the given
     #: documents' values now, read in one query (a row gone, or NULL there, is left out).
     current: Callable[[list[str]], dict[str, Hashable]] | None = None
+    #: For a column of a joined row that nothing else of the queryset joins to: how that
+    #: row's own changes find the observers they concern.
+    through: Through | None = None
+
+
+@dataclass(frozen=True)
+class Through:
+    """The joined rows of a joined term, whose changes are routed by the term as well.
+
+    A change of an author can concern only the observers of its books (the rows
+    whose foreign key points to it), and only those whose term's values hold the
+    author's value now or held it before, while they held one of its books.
+    """
+
+    table: str  # the joined model's table (whose Collection's changes these are)
+    #: The given joined rows' documents' (books') ids, each with the routing key of the
+    #: joined value now (None: NULL), read in one query: joined id -> document id -> key.
+    referring: Callable[[list[str]], dict[str, dict[str, Hashable | None]]]
 
 
 def index_term(queryset: models.QuerySet[Any]) -> IndexTerm | None:
@@ -381,7 +399,43 @@ def _joined_term(queryset: models.QuerySet[Any], lookup: Any, alias: str | None)
         rows = model._base_manager.using(using).filter(pk__in=pks).values_list("pk", path)
         return {document_id(pk): key(_as_document_value(field, raw)) for pk, raw in rows if raw is not None}
 
-    return IndexTerm(path, own.values, key, current)
+    through = None
+    joined = link.related_model
+    assert joined is not None and not isinstance(joined, str)  # (a resolved foreign key)
+    if _joins_only_through(queryset.query, lhs.alias, joined):
+
+        def referring(joined_ids: list[str]) -> dict[str, dict[str, Hashable | None]]:
+            pks = [document_pk(joined, joined_id) for joined_id in joined_ids]
+            rows = (
+                model._base_manager.using(using)
+                .filter(**{f"{link.name}__pk__in": pks})
+                .values_list("pk", f"{link.name}__pk", path)
+            )
+            found: dict[str, dict[str, Hashable | None]] = {}
+            for pk, joined_pk, raw in rows:
+                value = key(_as_document_value(field, raw)) if raw is not None else None
+                found.setdefault(document_id(joined_pk), {})[document_id(pk)] = value
+            return found
+
+        through = Through(joined._meta.db_table, referring)
+    return IndexTerm(path, own.values, key, current, through)
+
+
+def _joins_only_through(query: Any, alias: str, joined: type[models.Model]) -> bool:
+    """Whether every join of the query to the joined model's rows (its table, or its
+    many-to-many tables, whose changes are sent as its own) is the term's join itself or
+    starts there: then a change of one of those rows concerns only the rows referring to
+    it (an author's tags, not a mentor's, whose changes concern other authors' books)."""
+    own_m2m = {m2m.m2m_db_table() for m2m in joined._meta.many_to_many}
+    for other in joined_aliases(query):
+        join = query.alias_map[other]
+        if other == alias:
+            continue
+        if join.table_name == joined._meta.db_table:
+            return False
+        if join.table_name in own_m2m and getattr(join, "parent_alias", None) != alias:
+            return False
+    return True
 
 
 def _same(value: Any) -> Any:

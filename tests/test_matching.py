@@ -452,3 +452,47 @@ def test_of_several_conditions_the_key_then_a_relation_then_a_column_is_the_term
     assert index_term(Sample.objects.filter(num=0).filter(label="a")).field == "label"  # type: ignore[union-attr]
     term = index_term(Sample.objects.filter(group__in=[world.g1, world.g2]))
     assert term is not None and term.values == {document_id(world.g1.pk), document_id(world.g2.pk)}
+
+
+# --- through a join: a joined row's changes find the rows referring to it -------------------
+
+
+def test_a_joined_term_reads_the_rows_referring_to_joined_rows_with_their_value_now(world: World) -> None:
+    term = index_term(Sample.objects.filter(group__name="one"))
+    assert term is not None and term.through is not None and term.through.table == Group._meta.db_table
+    groups = [world.g1, world.g2, world.g3]
+    expected: dict[str, dict[str, Any]] = {}
+    for row in world.samples:
+        if row.group_id is not None:
+            group = next(g for g in groups if g.pk == row.group_id)
+            expected.setdefault(document_id(group.pk), {})[document_id(row.pk)] = term.key(group.name)
+    assert expected, "no sample has a group: the case could pass by accident"
+    assert term.through.referring([document_id(g.pk) for g in groups]) == expected  # g3: none refer
+
+
+def test_a_joined_term_reads_the_referring_rows_of_text_keyed_rows() -> None:
+    from tests.typesapp.models import CharKeyed, Record
+
+    named, unnamed = CharKeyed.objects.create(key="k-1", name="ann"), CharKeyed.objects.create(key="k 2")
+    first = Record.objects.create(title="a", owner=named)
+    second = Record.objects.create(title="b", owner=unnamed)
+    Record.objects.create(title="c")  # no owner
+    term = index_term(Record.objects.filter(owner__name="ann"))
+    assert term is not None and term.through is not None
+    assert term.through.referring(["k-1", "k 2", "k-3"]) == {
+        "k-1": {document_id(first.pk): term.key("ann")},
+        "k 2": {document_id(second.pk): term.key("")},
+    }
+
+
+def test_a_joined_term_routes_its_table_s_changes_only_when_nothing_else_joins_that_table() -> None:
+    from tests.accountsapp.models import Secret
+
+    # The owner's groups: a many-to-many table of the joined row, reached from it.
+    term = index_term(Secret.objects.filter(owner__username="ann", owner__groups__name="staff"))
+    assert term is not None and term.field == "owner__username" and term.through is not None
+    # The owner's table joined a second time (other users): their changes concern other rows.
+    twice = index_term(Secret.objects.filter(owner__username="ann", owner__groups__user__username="bob"))
+    assert twice is not None and twice.field == "owner__username" and twice.through is None
+    again = index_term(Sample.objects.filter(group__name="one", group__samples__group__name="two"))
+    assert again is not None and again.through is None

@@ -74,6 +74,8 @@ class ObservedQuery:
     rerun_always: bool
     columns: frozenset[str]  # the names of the model's own (non-m2m) fields
     term: IndexTerm | None = None  # a condition every member meets (dddp.server.routing)
+    # The collection of the joined rows whose changes the term routes too (its `through`).
+    via: str | None = None
     ids: set[str] = field(default_factory=set)
 
 
@@ -175,6 +177,11 @@ class Observer:
                 where,
                 table,
             )
+        term = index_term(queryset)
+        via = None
+        if term is not None and term.through is not None:
+            sender = collection_sending(self.registry, term.through.table)
+            via = sender.collection_name() if sender is not None else None
         return ObservedQuery(
             queryset=queryset,
             collection=collection,
@@ -183,7 +190,8 @@ class Observer:
             matcher=compile_matcher(queryset),
             rerun_always=queryset.query.is_sliced,
             columns=frozenset(f.name for f in concrete_fields(queryset.model)),
-            term=index_term(queryset),
+            term=term,
+            via=via,
         )
 
     @functools.cached_property  # (the queries are fixed when the observer is made)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from dddp.changes import Change
 from dddp.log_throttle import LogThrottle, left_out
-from dddp.matching import DOCUMENT_ID, IndexTerm
+from dddp.matching import DOCUMENT_ID, IndexTerm, Through
 
 if TYPE_CHECKING:
     from dddp.server.observer import ObservedQuery, Observer, ObserverKey
@@ -48,6 +48,8 @@ _failures_logged = LogThrottle()
 #: An observer and its creation number: observers are offered a batch in the order they
 #: were made, whichever group they are filed in.
 Entry = tuple[int, "Observer"]
+#: Rows referring to joined ones: joined id -> referring document id -> its term's value.
+Referring = dict[str, dict[str, Hashable | None]]
 
 
 @dataclass
@@ -63,6 +65,9 @@ class ValueIndex:
     # Each document id -> the values under which some observer may hold it.
     held: dict[str, set[Hashable]] = dataclasses.field(default_factory=dict)
     size: int = 0  # observers filed
+    # For a term through a join: the joined collection whose changes it routes too.
+    via: str | None = None
+    through: Through | None = None
 
     def route(
         self, change: Change, into: dict[ObserverKey, Entry], current: dict[str, Hashable] | None = None
@@ -98,6 +103,27 @@ class ValueIndex:
             self._now(change.id, self.term.key(change.fields[self.field]), into)
         except TypeError:  # an unhashable value: no observer is filed under it
             self.held.pop(change.id, None)
+
+    def route_through(
+        self, change: Change, into: dict[ObserverKey, Entry], referring: Referring | None
+    ) -> None:
+        """Add the observers a change of a joined row (an author) concerns to `into`: those
+        that may hold a row referring to it (its books), or hold its value now.
+
+        `referring`: the batch's joined rows' referring rows, with the value now (None if
+        they could not be read: every observer of the index is offered the change).
+        """
+        if change.op == "delete" or referring is None:
+            # The rows that referred to a deleted one are gone, or were changed in SQL
+            # with no change of their own (on_delete=SET_NULL): where they are is unknown.
+            for everyone in self.filed.values():
+                into.update(everyone)
+            return
+        for doc_id, value in referring.get(change.id, {}).items():
+            for held in self.held.get(doc_id, ()):
+                into.update(self.filed.get(held, ()))
+            # Once they have read again, only the observers of its value now can hold it.
+            self._now(doc_id, value, into)
 
     def _now(self, doc_id: str, value: Hashable | None, into: dict[ObserverKey, Entry]) -> None:
         """The row's value is now `value` (None: no value, or no row): offer the change to
@@ -149,6 +175,8 @@ class Routes:
         self._everything: dict[str, dict[ObserverKey, Entry]] = {}  # collection -> observers
         self._indexes: dict[str, dict[str, ValueIndex]] = {}  # collection -> field -> index
         self._placements: dict[ObserverKey, _Placement] = {}
+        # A joined collection -> the indexes whose terms route its changes (`Through`).
+        self._through: dict[str, dict[int, ValueIndex]] = {}
 
     def add(self, key: ObserverKey, observer: Observer) -> None:
         """File a new observer under every change of its collections (its first read is
@@ -164,17 +192,21 @@ class Routes:
         placement = self._placements.get(key)
         if placement is None:
             return
-        for name in list(placement.everything):
-            queries = [query for query in observer.queries if query.name == name]
-            if (
-                not queries
-                or any(query.term is None for query in queries)
-                or any(name in query.related for query in observer.queries)  # it re-runs on them
-            ):
-                continue
+        by_value = {name for name in placement.everything if _described(observer, name)}
+        # A joined collection's changes are routed by the index of the query joining it:
+        # that query must be filed by value itself.
+        while dropped := {
+            name
+            for name in by_value
+            if any(query.name not in by_value for query in observer.queries if name in query.related)
+        }:
+            by_value -= dropped
+        for name in sorted(by_value):
             self._take_out(self._everything, name, key)
             placement.everything.remove(name)
-            for query in queries:
+            for query in observer.queries:
+                if query.name != name:
+                    continue
                 term = query.term
                 assert term is not None
                 index = self._indexes.setdefault(name, {}).get(term.field)
@@ -187,6 +219,10 @@ class Routes:
                 index.size += 1
                 index.learn(term, query.ids)
                 placement.indexed.append((index, query, term))
+        for index, query, term in placement.indexed:
+            if query.via is not None and query.via in by_value and index.through is None:
+                index.through, index.via = term.through, query.via
+                self._through.setdefault(query.via, {})[id(index)] = index
 
     def remove(self, key: ObserverKey) -> None:
         placement = self._placements.pop(key, None)
@@ -204,23 +240,27 @@ class Routes:
                 del fields[index.field]
                 if not fields:
                     del self._indexes[query.name]
+                if index.via is not None:
+                    self._take_out(self._through, index.via, id(index))  # type: ignore[arg-type]
 
     def route(self, changes: list[Change]) -> list[tuple[ObserverKey, Observer, list[Change]]]:
         """Each observer the batch concerns, in the order they were made, with its changes
         in commit order."""
         names = {change.collection for change in changes}
-        if not any(name in self._indexes for name in names):  # no value index: every observer
+        if not any(name in self._indexes or name in self._through for name in names):  # every observer
             concerned: dict[ObserverKey, Entry] = {}
             for name in names:
                 concerned.update(self._everything.get(name, {}))
             in_order = concerned.items() if len(names) == 1 else sorted(concerned.items(), key=_second_number)
             return [(key, observer, _of(observer, changes, names)) for key, (_n, observer) in in_order]
-        currents = self._joined_values(changes, names)
+        currents, referring = self._joined_values(changes, names)
         routed: dict[ObserverKey, tuple[int, Observer, list[Change]]] = {}
         for change in changes:
             into: dict[ObserverKey, Entry] = dict(self._everything.get(change.collection, {}))
             for index in self._indexes.get(change.collection, {}).values():
                 index.route(change, into, currents.get(id(index)))
+            for index in self._through.get(change.collection, {}).values():
+                index.route_through(change, into, referring.get(id(index)))
             for key, (number, observer) in into.items():
                 found = routed.get(key)
                 if found is None:
@@ -230,29 +270,22 @@ class Routes:
         in_creation_order = sorted(routed.items(), key=_second_number)
         return [(key, observer, relevant) for key, (_n, observer, relevant) in in_creation_order]
 
-    def _joined_values(self, changes: list[Change], names: set[str]) -> dict[int, Any]:
-        """For each index through a join: its changed rows' values now, one query per index
-        and batch, shared by all its observers (None when the query failed)."""
-        found: dict[int, Any] = {}
+    def _joined_values(self, changes: list[Change], names: set[str]) -> tuple[dict[int, Any], dict[int, Any]]:
+        """For each index through a join: its changed rows' values now; and for each index
+        a joined collection's changes are routed by: the rows referring to the changed
+        ones. One query per index and batch, shared by all its observers (None when the
+        query failed)."""
+        currents: dict[int, Any] = {}
+        referring: dict[int, Any] = {}
         for name in names:
+            ids = list(dict.fromkeys(c.id for c in changes if c.collection == name and c.op != "delete"))
             for index in self._indexes.get(name, {}).values():
-                if index.term.current is None:
-                    continue
-                ids = list(dict.fromkeys(c.id for c in changes if c.collection == name and c.op != "delete"))
-                try:
-                    found[id(index)] = index.term.current(ids) if ids else {}
-                except Exception:
-                    count = _failures_logged.allow("joined values")
-                    if count is not None:
-                        logger.warning(
-                            "could not read %s of %s's changes: offered to every observer of it%s",
-                            index.field,
-                            name,
-                            left_out(count),
-                            exc_info=True,
-                        )
-                    found[id(index)] = None
-        return found
+                if index.term.current is not None:
+                    currents[id(index)] = _read(index.term.current, ids, index.field, name)
+            for index in self._through.get(name, {}).values():
+                assert index.through is not None
+                referring[id(index)] = _read(index.through.referring, ids, index.field, name)
+        return currents, referring
 
     def applied(self, key: ObserverKey, changes: list[Change]) -> None:
         """The observer has applied these changes: note the documents its indexed queries
@@ -296,6 +329,34 @@ class Routes:
             group.pop(key, None)
             if not group:
                 del groups[name]
+
+
+def _read(read: Any, ids: list[str], field: str, name: str) -> Any:
+    """What `read(ids)` returns, or None if it failed (logged, now and then)."""
+    if not ids:
+        return {}
+    try:
+        return read(ids)
+    except Exception:
+        count = _failures_logged.allow("joined values")
+        if count is not None:
+            logger.warning(
+                "could not read %s for %s's changes: offered to every observer of it%s",
+                field,
+                name,
+                left_out(count),
+                exc_info=True,
+            )
+        return None
+
+
+def _described(observer: Observer, name: str) -> bool:
+    """Whether the observer's interest in the collection's changes is described by terms:
+    each of its queries of the collection has one, and each query joining it does so by
+    a term's own join (so its changes are routed through the term: `Through`)."""
+    own = [query for query in observer.queries if query.name == name]
+    joining = [query for query in observer.queries if name in query.related]
+    return all(query.term is not None for query in own) and all(query.via == name for query in joining)
 
 
 def _second_number(item: tuple[Any, tuple[Any, ...]]) -> int:

@@ -171,6 +171,31 @@ def test_author_email_change_moves_their_books_between_subscriptions(server, cli
         other.assert_silent()
 
 
+def test_author_email_change_moves_their_books_when_only_books_are_published(server, client) -> None:  # type: ignore[no-untyped-def]
+    """Through a join, with no query of the author itself: the author's change finds the
+    subscriptions of its old email by the books they hold, and of its new one by value;
+    one of another email hears nothing (the marker write is the next thing it gets)."""
+    author = Author.objects.create(name="Mover", email=unique_email())
+    bystander = Author.objects.create(name="Still", email=unique_email())
+    book = Book.objects.create(title="Carried along", author=author)
+    old_email, new_email = author.email, unique_email()
+    with DDPClient(server.ws_url) as other, DDPClient(server.ws_url) as third:
+        other.connect()
+        third.connect()
+        client.sub("BooksOfAuthorEmail", old_email, id="old")
+        other.sub("BooksOfAuthorEmail", new_email, id="new")
+        assert third.sub("BooksOfAuthorEmail", bystander.email, id="still")[-1]["msg"] == "ready"
+        author.email = new_email
+        author.save()
+        assert client.recv() == {"msg": "removed", "collection": "testapp.book", "id": str(book.pk)}
+        entered = other.recv()
+        assert (entered["msg"], entered["id"]) == ("added", str(book.pk))
+        marker = Book.objects.create(title="Marker", author=bystander)
+        assert third.recv()["id"] == str(marker.pk)
+        client.assert_silent()
+        other.assert_silent()
+
+
 def test_in_memory_filter_adds_and_removes_as_values_cross_the_bound(client: DDPClient) -> None:
     author = Author.objects.create(name="Pages", email=unique_email())
     bound = 10_000 + uuid.uuid4().int % 1_000_000

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from dddp.changes import Change
-from dddp.matching import DOCUMENT_ID, IndexTerm
+from dddp.matching import DOCUMENT_ID, IndexTerm, Through
 from dddp.server.routing import Routes
 
 BOOKS = "testapp.book"
 TAGS = "testapp.tag"
+AUTHORS = "testapp.author"
 
 
 def term(field_name: str, *values: Any) -> IndexTerm:
@@ -36,6 +37,7 @@ class FakeQuery:
     matcher: Any = True  # not None: decided on the row's own columns
     related: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
+    via: str | None = None
 
 
 class FakeObserver:
@@ -167,6 +169,181 @@ def test_through_a_join_values_that_cannot_be_read_offer_the_change_to_every_obs
     }
     filed(routes, observers, world)
     assert routed(routes, world, save("1", email="a@x")) == ["a@x", "b@x"]
+
+
+class Library:
+    """Books referring to authors, in memory: `books` and `authors`, id -> fields."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, dict[str, Any]] = {}
+        self.authors: dict[str, dict[str, Any]] = {}
+        self.fails = False
+        self.referring_reads = 0
+
+    def email(self, book: dict[str, Any]) -> Any:
+        return self.authors.get(book.get("author"), {}).get("email")  # type: ignore[arg-type]
+
+    def term(self, *emails: str) -> IndexTerm:
+        def current(doc_ids: list[str]) -> dict[str, Any]:
+            if self.fails:
+                raise ConnectionError("the database is down")
+            found = {d: self.email(self.books[d]) for d in doc_ids if d in self.books}
+            return {d: email for d, email in found.items() if email is not None}
+
+        def referring(author_ids: list[str]) -> dict[str, dict[str, Any]]:
+            self.referring_reads += 1
+            if self.fails:
+                raise ConnectionError("the database is down")
+            found: dict[str, dict[str, Any]] = {}
+            for doc_id, book in self.books.items():
+                if book.get("author") in author_ids:
+                    found.setdefault(book["author"], {})[doc_id] = self.email(book)
+            return found
+
+        through = Through("author", referring)
+        return IndexTerm("author__email", frozenset(emails), lambda v: v, current, through)
+
+    def by_email(self, email: str, via: str | None = AUTHORS, **extra: Any) -> FakeObserver:
+        wanted = extra.get("pages")
+        query = FakeQuery(
+            BOOKS,
+            self.term(email),
+            lambda book: self.email(book) == email and (wanted is None or book.get("pages") == wanted),
+            matcher=None,
+            related={AUTHORS},
+            via=via,
+        )
+        return LibraryObserver(self, query, collections=(BOOKS, AUTHORS))
+
+    def routed(self, routes: Routes, *changes: Change) -> list[str]:
+        for change in changes:
+            rows = self.books if change.collection == BOOKS else self.authors
+            if change.op == "delete":
+                rows.pop(change.id, None)
+            else:
+                rows.setdefault(change.id, {}).update(change.fields)
+        offered = []
+        for key, observer, relevant in routes.route(list(changes)):
+            observer.apply(relevant, self.books)
+            routes.applied(key, relevant)
+            offered.append(key)
+        return offered
+
+
+class LibraryObserver(FakeObserver):
+    def __init__(self, library: Library, *queries: FakeQuery, collections: tuple[str, ...]) -> None:
+        super().__init__(*queries, collections=collections)
+        self.library = library
+
+    def apply(self, changes: list[Change], world: dict[str, dict[str, Any]]) -> None:
+        """As an Observer does: a change of a joined collection runs the query again."""
+        self.offered += [change.id for change in changes]
+        for query in self.queries:
+            if any(change.collection in query.related for change in changes):
+                query.ids = {doc_id for doc_id, book in world.items() if query.member(book)}
+            else:
+                super().apply([c for c in changes if c.collection == query.name], world)
+                self.offered[-len(changes) :] = []  # (counted once)
+
+
+def test_a_joined_row_s_change_reaches_only_the_observers_of_its_old_and_new_values() -> None:
+    library = Library()
+    library.authors = {"a1": {"email": "a@x"}, "a2": {"email": "b@x"}}
+    library.books = {"1": {"author": "a1"}, "2": {"author": "a2"}}
+    routes = Routes()
+    observers = {email: library.by_email(email) for email in ("a@x", "b@x", "c@x", "d@x")}
+    filed(routes, observers, library.books)
+    email_change = Change("save", AUTHORS, "a1", {"email": "c@x"})
+    assert library.routed(routes, email_change) == ["a@x", "c@x"]  # not b@x's nor d@x's
+    assert observers["a@x"].queries[0].ids == set() and observers["c@x"].queries[0].ids == {"1"}
+    assert library.referring_reads == 1  # one read for the batch, whatever the observers
+    # The new holder is learned: the next change finds it by the value it held.
+    assert library.routed(routes, Change("save", AUTHORS, "a1", {"email": "d@x"})) == ["c@x", "d@x"]
+    # A joined row with no rows referring to it concerns no one (its value is no one's).
+    assert library.routed(routes, Change("save", AUTHORS, "a3", {"email": "a@x"})) == []
+    # A joined row's delete: the rows that referred to it may be changed in SQL
+    # (SET_NULL) with no change of their own, so every observer reads again.
+    assert library.routed(routes, Change("delete", AUTHORS, "a2")) == ["a@x", "b@x", "c@x", "d@x"]
+
+
+def test_a_joined_row_s_change_that_keeps_its_value_reaches_the_observers_of_its_value() -> None:
+    """Another column of the joined row may decide too (`author__name=...`): the observers
+    of its value read again, and no other."""
+    library = Library()
+    library.authors = {"a1": {"email": "a@x"}}
+    library.books = {"1": {"author": "a1"}}
+    routes = Routes()
+    observers = {email: library.by_email(email) for email in ("a@x", "b@x")}
+    filed(routes, observers, library.books)
+    assert library.routed(routes, Change("save", AUTHORS, "a1", {"tags": [3]}, partial=True)) == ["a@x"]
+
+
+def test_an_observer_joining_the_table_otherwise_gets_every_change_of_it() -> None:
+    library = Library()
+    library.authors = {"a1": {"email": "a@x"}}
+    library.books = {"1": {"author": "a1"}}
+    routes = Routes()
+    observers = {"a@x": library.by_email("a@x"), "b@x and a mentor": library.by_email("b@x", via=None)}
+    filed(routes, observers, library.books)
+    change = Change("save", AUTHORS, "a1", {"email": "c@x"})
+    assert library.routed(routes, change) == ["a@x", "b@x and a mentor"]
+    assert library.routed(routes, Change("save", AUTHORS, "a1", {"email": "e@x"})) == ["b@x and a mentor"]
+
+
+def test_a_joined_row_s_change_whose_referring_rows_cannot_be_read_reaches_every_observer() -> None:
+    library = Library()
+    library.authors = {"a1": {"email": "a@x"}}
+    library.books = {"1": {"author": "a1"}}
+    routes = Routes()
+    filed(routes, {email: library.by_email(email) for email in ("a@x", "b@x")}, library.books)
+    library.fails = True
+    assert library.routed(routes, Change("save", AUTHORS, "a1", {"email": "c@x"})) == ["a@x", "b@x"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_changes_of_books_and_their_authors_reach_every_observer_they_change(seed: int) -> None:
+    rng = random.Random(seed)
+    emails, authors = [f"{n}@x" for n in range(8)], [f"a{n}" for n in range(6)]
+    library = Library()
+    library.authors = {author: {"email": rng.choice(emails)} for author in authors}
+    observers: dict[str, FakeObserver] = {}
+    for n in range(40):
+        email = rng.choice(emails)
+        if rng.random() < 0.5:
+            observers[f"o{n}"] = library.by_email(email)
+        else:
+            observers[f"o{n}"] = library.by_email(email, pages=rng.randint(0, 2))
+    routes = Routes()
+    late = dict(list(observers.items())[30:])
+    filed(routes, dict(list(observers.items())[:30]), library.books)
+    for step in range(400):
+        if step == 100:
+            filed(routes, late, library.books)
+        roll = rng.random()
+        if roll < 0.3:
+            author = rng.choice(authors)
+            if rng.random() < 0.1:
+                change = Change("delete", AUTHORS, author)
+                for doc_id in [d for d, b in library.books.items() if b.get("author") == author]:
+                    del library.books[doc_id]  # (SET_NULL's or CASCADE's work: no change of theirs)
+                library.authors.pop(author, None)
+            else:  # a swap of emails is allowed: they need not be unique here
+                change = Change("save", AUTHORS, author, {"email": rng.choice(emails)})
+        else:
+            doc_id = str(rng.randint(1, 12))
+            if roll < 0.4 and doc_id in library.books:
+                change = Change("delete", BOOKS, doc_id)
+            else:
+                change = save(doc_id, author=rng.choice(authors), pages=rng.randint(0, 2))
+        library.routed(routes, change)
+        for key, observer in observers.items():
+            if step < 100 and key in late:
+                continue
+            query = observer.queries[0]
+            selected = {d for d, book in library.books.items() if query.member(book)}
+            assert query.ids == selected, f"step {step}: {key} holds {query.ids}, not {selected}"
+    offered = sum(len(observer.offered) for observer in observers.values())
+    assert offered < 400 * len(observers) * 0.6
 
 
 def test_the_primary_key_files_by_document_id() -> None:

@@ -176,6 +176,15 @@ class BooksTitledTagged(Publication):
         return [models.Book.objects.filter(title=title, tags__name=tag_name)]
 
 
+class BooksOfAuthorEmail(Publication):
+    """Books only, through a join (and maybe a tag): an author's changes are routed by the
+    books that refer to it, since no query of the author itself holds them."""
+
+    def get_queries(self, author_email, tag_name=None):
+        books = models.Book.objects.filter(author__email=author_email)
+        return [books.filter(tags__name=tag_name) if tag_name is not None else books]
+
+
 class AuthorById(Publication):
     """Filters on the primary key: filed by document id."""
 
@@ -253,6 +262,7 @@ API.register(
         BooksByAuthor,
         BooksTitled,
         BooksTitledTagged,
+        BooksOfAuthorEmail,
         AuthorById,
         FailingPublication,
         FragileBooks,
