@@ -10,10 +10,18 @@ value the row had while the observer may have held it, is one of its values.
 A change that concerns none of a publication's thousand observers costs two
 dict lookups, not a thousand matcher calls.
 
+A joined collection's changes (an author's, for `author__email = e`) are
+routed by the index of the term that joins it, when that join is the
+queryset's only one to its table (`dddp.matching.Through`): one query per
+batch reads the rows referring to the changed ones (the author's books),
+and the change reaches the observers that may hold one of them, and those
+of the joined value now.
+
 The rest get every change of the collection, as before: an observer whose
 first read is still running (its `arrived` must miss nothing), one that
-re-runs a queryset on changes of the collection (it joins it, or is sliced),
-and one with a queryset the index cannot describe (OR, ranges, expressions).
+re-runs a queryset on changes of the collection (it joins it otherwise, or
+is sliced), and one with a queryset the index cannot describe (OR, ranges,
+expressions).
 
 Old values. A row's value before a change is not in the change (a payload
 carries the new state only), so each ValueIndex keeps, per document, the
