@@ -361,15 +361,28 @@ def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[
     if only is not None:
         queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
     read = row_reader(model)
-    rows = {
-        row[0]: read(row) for row in queryset.values_list(*value_attnames(model)).iterator(chunk_size=2000)
-    }
+    rows = {row[0]: read(row) for row in _values(queryset.values_list(*value_attnames(model)))}
     for m2m in model._meta.many_to_many:
         for pk, ids in many_to_many_ids(model, m2m, list(rows), queryset.db).items():
             rows[pk][m2m.name] = ids
     shape = query.collection.shape
     to_id = id_reader(model)
     return {to_id(pk): shape(fields) for pk, fields in rows.items()}
+
+
+#: Rows read at once: more are read through a server-side cursor, in chunks this size.
+CHUNK_ROWS = 2000
+
+
+def _values(values: models.QuerySet[Any]) -> Iterable[Any]:
+    """A values_list's rows: one plain query when they are few, as most reads' are (a
+    server-side cursor costs four transactions and round trips in autocommit: DECLARE,
+    two FETCHes, CLOSE); when they are not, all of them again through a cursor, so that a
+    big publication is never held in memory twice over."""
+    few = list(values[:CHUNK_ROWS])  # (LIMIT with no ORDER BY: the planner stops early)
+    if len(few) < CHUNK_ROWS:
+        return few
+    return values.iterator(chunk_size=CHUNK_ROWS)
 
 
 def _members(query: ObservedQuery, candidates: list[str]) -> set[str]:
