@@ -19,6 +19,10 @@ commit-to-client sample.
   these by email too, and reads each batch's books' emails in one query
   shared by all of them. Targets: p99 and CPU per write within 2x of N = 1,
   queries per write independent of N.
+- `BooksByAuthorEmail` with writes of the first N *authors* instead (the
+  joined rows, their `sent_at`; row "…/author"): each reaches the one
+  observer of its email, found by the author's books, read in one query per
+  batch; the concerned observer reads its books again. Same targets.
 
 Per rung: the time for the N clients to connect and be `ready` (50 at a time),
 p50/p99/max, the server's CPU per write, and the database transactions per
@@ -69,7 +73,10 @@ class BooksWriter(Writer):
         return [(author.pk, author.email) for author in authors]
 
     def use_books(self, count: int) -> None:
+        from observers_app.models import Author
+
         self.rows["book"] = self.books[:count]
+        self.rows["author"] = list(Author.objects.order_by("pk")[:count])
 
     def transactions(self) -> int:
         """Transactions committed in the database so far (all connections)."""
@@ -95,8 +102,10 @@ def rung(
     writer: WriterProcess,
     publication: str,
     params: list[list[Any]],
+    tables: list[str],
     args: argparse.Namespace,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """One paced round of writes per table, with the same N clients."""
     count = len(params)
     note(f"{publication}, {count} clients")
     writer.call("use_books", count)
@@ -104,22 +113,27 @@ def rung(
     if opened["failures"] or clients.count != count:
         raise SystemExit(f"opened {clients.count} of {count}: {opened['failures']}")
     observers = server.observers().get("by_publication", {}).get(publication, 0)
-    time.sleep(1.0)  # (PostgreSQL's statistics are flushed at most once a second)
-    before = writer.call("transactions")
-    measured = paced_round(server, clients, writer, "book", args)
-    time.sleep(1.5)
-    transactions = writer.call("transactions") - before - 2  # the two readings' own
+    rounds = []
+    for table in tables:
+        time.sleep(1.0)  # (PostgreSQL's statistics are flushed at most once a second)
+        before = writer.call("transactions")
+        measured = paced_round(server, clients, writer, table, args)
+        time.sleep(1.5)
+        transactions = writer.call("transactions") - before - 2  # the two readings' own
+        figures = merged([measured])
+        figures.pop("latencies", None)
+        rounds.append(
+            {
+                **figures,
+                "clients": count,
+                "observers": observers,
+                "ready_s": opened["seconds"],
+                "other_transactions_per_write": (transactions - measured["writes"]) / measured["writes"],
+            }
+        )
     clients.drop()
     time.sleep(1.0 + count / 5000)  # the server ends the sessions and their observers
-    figures = merged([measured])
-    figures.pop("latencies", None)
-    return {
-        **figures,
-        "clients": count,
-        "observers": observers,
-        "ready_s": opened["seconds"],
-        "other_transactions_per_write": (transactions - measured["writes"]) / measured["writes"],
-    }
+    return rounds
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
@@ -127,13 +141,13 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"{args.rate:g} writes/s, {args.seconds:g} s per rung, each write concerning one client, "
         f"machine busy before: {results['config']['machine_busy_before']:.0%}",
         "",
-        "publication           N   observers  ready    p50 ms   p99 ms   max ms  CPU/write  "
+        "publication              N   observers  ready    p50 ms   p99 ms   max ms  CPU/write  "
         "other tx/write  received/owed",
     ]
     for publication, ladder in results["ladders"].items():
         for one in ladder:
             lines.append(
-                f"{publication:<19} {one['clients']:>5}  {one['observers']:>9}  {one['ready_s']:5.1f} s"
+                f"{publication:<22} {one['clients']:>5}  {one['observers']:>9}  {one['ready_s']:5.1f} s"
                 f"  {one['p50_ms']:7.1f}  {one['p99_ms']:7.1f}  {one['max_ms']:7.1f}"
                 f"  {one['cpu_ms_per_write']:6.2f} ms  {one['other_transactions_per_write']:14.2f}"
                 f"  {one['received']}/{one['owed']}"
@@ -169,6 +183,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--email-ladder", default="1,100,1000,10000", help="clients per rung, BooksByAuthorEmail"
     )
+    parser.add_argument(
+        "--no-author-writes",
+        dest="author_writes",
+        action="store_false",
+        help="skip the round of author writes on each BooksByAuthorEmail rung",
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="writes per second (default 50)")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per rung (default 5)")
     parser.add_argument("--client-processes", type=int, default=2, help="client processes (default 2)")
@@ -197,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         clients = Clients(args.client_processes)
         for publication, ladder in ladders.items():
             column = 0 if publication == "BooksByAuthor" else 1
-            results["ladders"][publication] = [
-                rung(server, clients, writer, publication, [[one[column]] for one in made[:count]], args)
-                for count in ladder
-            ]
+            tables = ["book"]
+            if publication == "BooksByAuthorEmail" and args.author_writes:
+                tables.append("author")
+            for count in ladder:
+                params = [[one[column]] for one in made[:count]]
+                rounds = rung(server, clients, writer, publication, params, tables, args)
+                for table, one in zip(tables, rounds, strict=True):
+                    label = publication if table == "book" else f"{publication}/author"
+                    results["ladders"].setdefault(label, []).append(one)
     finally:
         shut_down(clients, server, writer)
     results["config"] = {**vars(args), "cpus": os.cpu_count(), "machine_busy_before": busy_before}

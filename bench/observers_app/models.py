@@ -7,6 +7,8 @@ from django.db import models
 
 class Author(models.Model):
     email = models.EmailField(unique=True)
+    n = models.IntegerField(default=0)  # for the writes of authors (bench/observers.py)
+    sent_at = models.FloatField(default=0.0)
 
 
 class Book(models.Model):
