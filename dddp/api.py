@@ -138,9 +138,9 @@ class Publication:
         The mistakes the system checks report at start-up (dddp.E005-E007), for
         when they were silenced or not run.
         """
-        errors = [problem for problem in declaration_problems(cls) if problem.is_error]
-        if errors:
-            raise PublicationError(str(errors[0]))
+        error, _signature = _declaration(cls)
+        if error is not None:
+            raise PublicationError(error)
 
     @classmethod
     def check_params(cls, params: Sequence[Any]) -> None:
@@ -148,17 +148,41 @@ class Publication:
 
         A mistake in the class itself is PublicationError, not the client's 400.
         """
-        cls.check_declaration()
+        error, signature = _declaration(cls)
+        if error is not None:
+            raise PublicationError(error)
+        if signature is None:  # a callable whose signature Python cannot tell: let the call decide
+            return
         # A plain function is called bound to the instance: `self` is not a param.
         bound = isinstance(inspect.getattr_static(cls, "get_queries"), FunctionType)
-        try:
-            signature = inspect.signature(cls.get_queries)
-        except ValueError:  # a callable whose signature Python cannot tell: let the call decide
-            return
         try:
             signature.bind(*([None] if bound else []), *params)
         except TypeError as exc:
             raise match_failed(str(exc)) from None
+
+
+#: Each publication -> its get_queries and queries when `_declaration` looked, and what it found.
+_declarations: dict[Any, tuple[Any, Any, tuple[str | None, inspect.Signature | None]]] = {}
+
+
+def _declaration(publication: type[Publication]) -> tuple[str | None, inspect.Signature | None]:
+    """A publication's first declaration error (or None), and its get_queries' signature
+    (None if Python cannot tell it): found once per class, not at every subscription
+    (again if the class was changed since, as a test may)."""
+    get_queries, queries = inspect.getattr_static(publication, "get_queries"), publication.queries
+    seen = _declarations.get(publication)
+    if seen is not None and seen[0] is get_queries and seen[1] is queries:
+        return seen[2]
+    errors = [problem for problem in declaration_problems(publication) if problem.is_error]
+    signature: inspect.Signature | None = None
+    if not errors:
+        try:
+            signature = inspect.signature(publication.get_queries)
+        except ValueError:
+            pass
+    found = (str(errors[0]) if errors else None), signature
+    _declarations[publication] = (get_queries, queries, found)
+    return found
 
 
 class Registry:

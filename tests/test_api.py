@@ -406,3 +406,36 @@ def test_collection_shape_keeps_fields_drops_exclude_and_can_be_overridden() -> 
     assert Some.shape(row) == {"name": "Janet Evanovich", "email": "janet@example.com"}
     assert Shaped.shape(row) == {"name": "Janet Evanovich", "initials": "JE"}
     assert row == {"name": "Janet Evanovich", "email": "janet@example.com", "secret": "x"}  # not mutated
+
+
+def test_a_publication_s_declaration_is_inspected_once_not_at_every_subscription(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dddp.api
+
+    inspected: list[type] = []
+    declaration_problems = dddp.api.declaration_problems
+    monkeypatch.setattr(
+        dddp.api, "declaration_problems", lambda cls: inspected.append(cls) or declaration_problems(cls)
+    )
+
+    class ByText(Publication):
+        def get_queries(self, text):  # type: ignore[no-untyped-def]
+            return [models.Note.objects.filter(text=text)]
+
+    for text in ("a", "b", "c"):
+        ByText.check_params([text])
+    assert inspected == [ByText]
+    with pytest.raises(MeteorError, match="Match failed"):
+        ByText.check_params([])
+
+
+def test_a_publication_changed_since_its_last_subscription_is_inspected_again() -> None:
+    class Changing(Publication):
+        def get_queries(self, text):  # type: ignore[no-untyped-def]
+            return [models.Note.objects.filter(text=text)]
+
+    Changing.check_params(["a"])
+    Changing.get_queries = [models.Note.objects.all()]  # type: ignore[assignment]
+    with pytest.raises(PublicationError, match=r"^Changing\.get_queries is a list, not a method"):
+        Changing.check_params(["a"])
