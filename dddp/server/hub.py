@@ -3,9 +3,10 @@
 Notification batches, re-reads after a lost connection, subscribing and
 unsubscribing all go through one queue served by one greenlet, in order.
 
-A new observer's first read runs on a loader greenlet of its own (with its
-own database connection), so that a big publication does not hold up every
-other observer's changes. Subscribing stays race-free: the observer's
+A new observer's first read runs on a loader greenlet (with its own database
+connection; `dddp.server.first_reads`, which reads observers of one shape
+waiting together in one query), so that a big publication does not hold up
+every other observer's changes. Subscribing stays race-free: the observer's
 channels are LISTENed before the read starts, so a change committed before
 the read's query is in its result, and every change delivered from then on
 is kept (`Observer.arrived`) and applied, in order, after the read is
@@ -32,18 +33,17 @@ from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from dddp.changes import FENCE_CHANNEL, REVOKED_TOKENS_CHANNEL, Change, Reassembler
-from dddp.log_throttle import LogThrottle, first_line, left_out
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
+from dddp.server.first_reads import FirstReads, read_shape
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer, ObserverKey, Rows, observer_key, publication_queries, shared_key
+from dddp.server.retries import retrying_lost_connections
 from dddp.server.routing import Routes
 from dddp.server.session import deliveries_held
 from dddp.server.workers import (
     STOP_GRACE,
-    WorkerPool,
     close_broken_connections,
-    collect_soon,
     forget_queries,
 )
 
@@ -89,7 +89,7 @@ class Hub:
         self.listener = Listener(
             connect, self._received, self._reconnected, always=(FENCE_CHANNEL, REVOKED_TOKENS_CHANNEL)
         )
-        self._loaders = WorkerPool(LOADERS)
+        self._first_reads = FirstReads(LOADERS)
         self._greenlet = gevent.spawn(self._run)
 
     # --- called from session greenlets ----------------------------------------------
@@ -131,7 +131,7 @@ class Hub:
                 logger.debug("observing %s%s", key[0], key[1])
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
-                results = self._loaders.run(_retrying_first_read, observer.read)
+                results = self._first_reads.read(observer, read_shape(key, observer))
                 self._call(self._install, key, observer, results)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
@@ -196,7 +196,7 @@ class Hub:
         """
         deadline = time.monotonic() + timeout
         self._greenlet.kill(block=False)
-        self._loaders.stop(timeout)
+        self._first_reads.stop(timeout)
         self.listener.stop(max(0.0, deadline - time.monotonic()))
         self._greenlet.join(max(0.0, deadline - time.monotonic()))
 
@@ -319,10 +319,10 @@ class Hub:
         observer.install(results)
         arrived, observer.arrived = observer.arrived or [], None
         if arrived:
-            _retrying_lost_connections(observer.apply, arrived)
+            retrying_lost_connections(observer.apply, arrived)
         if observer.stale:
             observer.stale = False
-            _retrying_lost_connections(observer.load)
+            retrying_lost_connections(observer.load)
         self._routes.index(key, observer)
 
     def _guarded(self, observer: Observer, func: Callable[..., None], *args: Any) -> None:
@@ -333,7 +333,7 @@ class Hub:
         takes to come back (up to about a minute).
         """
         try:
-            _retrying_lost_connections(func, *args)
+            retrying_lost_connections(func, *args)
         except Exception as exc:
             if isinstance(exc, MeteorError):
                 error = exc
@@ -370,36 +370,3 @@ class Hub:
                 gevent.spawn(self.listener.unlisten, observer.channels)
         if withdraw:
             session.withdraw(sub_id)
-
-
-_retries_logged = LogThrottle()
-
-
-def _retrying_first_read(read: Callable[[], Any]) -> Any:
-    """A new subscription's first read retries a lost connection only for a moment (0.7 s, so
-    that a fresh client is answered within a second): its subscriber waits meanwhile, and
-    while the database is down it is better told
-    (nosub 503 "Database unavailable, retry") than kept waiting for the minute that an
-    observer already serving clients keeps trying for."""
-    return _retrying_lost_connections(read, attempts=4)
-
-
-def _retrying_lost_connections(func: Callable[..., Any], *args: Any, attempts: int = 15) -> Any:
-    from django.db import InterfaceError, OperationalError
-
-    delay = 0.1
-    for attempt in range(attempts):
-        try:
-            return func(*args)
-        except (OperationalError, InterfaceError) as exc:
-            close_broken_connections()
-            collect_soon()
-            if attempt == attempts - 1:
-                raise
-            count = _retries_logged.allow("database unavailable")  # one line per interval
-            if count is not None:
-                logger.warning(
-                    "database unavailable (%s); retrying in %.1fs%s", first_line(exc), delay, left_out(count)
-                )
-            gevent.sleep(delay)
-            delay = min(delay * 2, 5.0)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import models
+from django.db.models.sql.where import OR, WhereNode
 
 from dddp.api import PublicationError
 from dddp.changes import Change, channel_for
@@ -360,14 +361,62 @@ def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[
     queryset = query.queryset
     if only is not None:
         queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
+    return _read(query, queryset)[0]
+
+
+def _read(
+    query: ObservedQuery, queryset: models.QuerySet[Any], flags: tuple[str, ...] = ()
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[bool]]]:
+    """The queryset's rows as id -> published fields (as `query` publishes them), and for
+    each, its `flags` annotations' values (true in any of its rows, for a row a join
+    repeats; a NULL is false)."""
+    model = queryset.model
+    attnames = value_attnames(model)
+    width = len(attnames)
     read = row_reader(model)
-    rows = {row[0]: read(row) for row in _values(queryset.values_list(*value_attnames(model)))}
+    rows: dict[Any, dict[str, Any]] = {}
+    marks: dict[Any, list[bool]] = {}
+    for row in _values(queryset.values_list(*attnames, *flags)):
+        pk = row[0]
+        if not flags:
+            rows[pk] = read(row)
+            continue
+        rows[pk] = read(row[:width])
+        seen = marks.get(pk)
+        found = [value is True for value in row[width:]]
+        marks[pk] = found if seen is None else [a or b for a, b in zip(seen, found, strict=True)]
     for m2m in model._meta.many_to_many:
         for pk, ids in many_to_many_ids(model, m2m, list(rows), queryset.db).items():
             rows[pk][m2m.name] = ids
     shape = query.collection.shape
     to_id = id_reader(model)
-    return {to_id(pk): shape(fields) for pk, fields in rows.items()}
+    documents = {to_id(pk): shape(fields) for pk, fields in rows.items()}
+    return documents, {to_id(pk): found for pk, found in marks.items()}
+
+
+def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, Any]]]]:
+    """The first reads of observers whose querysets compile to the same SQL but for their
+    parameters (`dddp.server.first_reads`), in one query per queryset for all of them.
+
+    That query is the querysets' own, with their WHERE clauses ORed together and
+    each one also selected as a column: PostgreSQL itself says which observers
+    each row belongs to, joins, NULLs and all, exactly as their own queries would.
+    (The same SQL means the same joins, under the same aliases.)
+    """
+    if len(observers) == 1:
+        return [observers[0].read()]
+    results: list[list[dict[str, dict[str, Any]]]] = [[] for _ in observers]
+    for position, first in enumerate(observers[0].queries):
+        wheres: list[Any] = [observer.queries[position].queryset.query.where for observer in observers]
+        combined = first.queryset.all()
+        combined.query.where = WhereNode(wheres, connector=OR)
+        flags = tuple(f"dddp_member_{number}" for number in range(len(observers)))
+        for where, flag in zip(wheres, flags, strict=True):
+            combined.query.add_annotation(where, flag)
+        rows, marks = _read(first, combined, flags)
+        for number, result in enumerate(results):
+            result.append({doc_id: fields for doc_id, fields in rows.items() if marks[doc_id][number]})
+    return results
 
 
 #: Rows read at once: more are read through a server-side cursor, in chunks this size.

@@ -95,6 +95,40 @@ def test_a_slow_first_read_holds_up_no_other_subscription(server: ServerProcess)
         assert newcomer.collections["testapp.tag"][str(tag.pk)] == {"name": "slow to read"}
 
 
+def test_subscriptions_queued_behind_busy_loaders_each_get_exactly_their_own_rows(
+    server: ServerProcess,
+) -> None:
+    """Two slow first reads hold both loaders; thirty subscriptions with their own
+    parameters queue meanwhile, and are read together (dddp.server.first_reads). Each
+    client gets exactly its own rows, a write made while they waited included."""
+    prefix = uuid.uuid4().hex[:8]
+    authors = [Author.objects.create(name=f"a{n}", email=f"{prefix}-{n}@example.com") for n in range(30)]
+    for n, author in enumerate(authors):
+        for k in range(n % 3):
+            Book.objects.create(title=f"{prefix} {n}.{k}", author=author)
+    slow = [DDPClient(server.ws_url) for _ in range(2)]
+    clients = [DDPClient(server.ws_url) for _ in authors]
+    try:
+        for client in [*slow, *clients]:
+            client.connect()
+        for number, client in enumerate(slow):
+            client.send({"msg": "sub", "name": "SlowTags", "params": [1.5], "id": f"slow{number}"})
+        time.sleep(0.4)  # both loaders are reading
+        for client, author in zip(clients, authors, strict=True):
+            client.send({"msg": "sub", "name": "BooksByAuthorEmail", "params": [author.email], "id": "b"})
+        late = Book.objects.create(title=f"{prefix} written while they waited", author=authors[0])
+        for client in clients:
+            client.recv_until(lambda m: m.get("msg") == "ready", timeout=15)
+        for client, author in zip(clients, authors, strict=True):
+            books = client.collections_view().get("testapp.book", {})
+            assert set(books) == {str(pk) for pk in author.books.values_list("pk", flat=True)}
+            assert set(client.collections_view()["testapp.author"]) == {str(author.pk)}
+        assert str(late.pk) in clients[0].collections_view()["testapp.book"]
+    finally:
+        for client in [*slow, *clients]:
+            client.close()
+
+
 def test_changes_during_a_first_read_reach_the_new_subscriber(server: ServerProcess) -> None:
     """The read's snapshot predates them: they are applied after it, before `ready`."""
     renamed = Tag.objects.create(name="before the read")
