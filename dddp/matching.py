@@ -269,6 +269,9 @@ class IndexTerm:
     #: For a column of a joined row that nothing else of the queryset joins to: how that
     #: row's own changes find the observers they concern.
     through: Through | None = None
+    #: The term is the whole filter (no other condition, no other join): a row is a member
+    #: exactly when its value is one of `values`.
+    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -418,7 +421,9 @@ def _joined_term(queryset: models.QuerySet[Any], lookup: Any, alias: str | None)
             return found
 
         through = Through(joined._meta.db_table, referring)
-    return IndexTerm(path, own.values, key, current, through)
+    where = queryset.query.where
+    whole = where.children == [lookup] and joined_aliases(queryset.query) == [lhs.alias]
+    return IndexTerm(path, own.values, key, current, through, whole)
 
 
 def _joins_only_through(query: Any, alias: str, joined: type[models.Model]) -> bool:

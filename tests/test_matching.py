@@ -496,3 +496,31 @@ def test_a_joined_term_routes_its_table_s_changes_only_when_nothing_else_joins_t
     assert twice is not None and twice.field == "owner__username" and twice.through is None
     again = index_term(Sample.objects.filter(group__name="one", group__samples__group__name="two"))
     assert again is not None and again.through is None
+
+
+@pytest.mark.parametrize("spec", INDEXED)
+def test_a_term_that_is_the_whole_filter_holds_for_exactly_the_rows_postgresql_returns(
+    world: World, spec: Case
+) -> None:
+    """Then membership needs no query of its own: the values read for routing decide it."""
+    queryset = spec.build(world)
+    term = index_term(queryset)
+    assert term is not None
+    if not term.whole:
+        return
+    members = set(queryset.values_list("pk", flat=True))
+    assert {row.pk for row in world.samples if _term_holds(term, row)} == members
+
+
+def test_only_a_join_s_column_with_nothing_else_is_a_whole_filter(world: World) -> None:
+    whole = [
+        index_term(where(group__name="one")(world)),
+        index_term(where(group__name__in=["a", "b"])(world)),
+    ]
+    assert all(term is not None and term.whole for term in whole)
+    for queryset in (
+        where(group__name="two", num__gt=-5)(world),
+        Sample.objects.filter(group__name="one").filter(group__samples__num=0),
+    ):
+        term = index_term(queryset)
+        assert term is not None and term.field == "group__name" and not term.whole

@@ -308,7 +308,7 @@ class Hub:
         # they were made, whatever else the process observes.
         for key, observer, relevant in self._routes.route(changes):
             if observer.loaded:
-                self._guarded(observer, observer.apply, relevant)
+                self._guarded(observer, observer.apply, relevant, self._routes.joined_now)
                 self._routes.applied(key, relevant)
             elif observer.arrived is not None:
                 observer.arrived += relevant  # applied once its first read is installed

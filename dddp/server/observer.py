@@ -240,8 +240,13 @@ class Observer:
         self._update(dict.fromkeys([*fresh, *known]), fresh)  # in query order, then the gone
         self.loaded = True
 
-    def apply(self, batch: list[Change]) -> None:
-        """Bring the documents up to date with a batch of Changes, in commit order."""
+    def apply(self, batch: list[Change], joined: JoinedValues | None = None) -> None:
+        """Bring the documents up to date with a batch of Changes, in commit order.
+
+        `joined`: the batch's rows' values through a join, as the hub read them for
+        routing (`Routes.joined_now`): a query whose term is its whole filter takes
+        membership from them instead of asking the database again.
+        """
         latest: dict[tuple[str, str], dict[str, Any]] = {}
         touched: dict[tuple[str, str], None] = {}  # ordered: messages follow commit order
         for query in self.queries:
@@ -289,7 +294,11 @@ class Observer:
                         query.ids.discard(change.id)
                 # else: only many-to-many lists changed, which own-column filters ignore
             if to_check:
-                members = _members(query, list(to_check))
+                values = _joined_values(query, joined)
+                if values is not None:
+                    members = {doc_id for doc_id in to_check if values.get(doc_id) in query.term.values}  # type: ignore[union-attr]
+                else:
+                    members = _members(query, list(to_check))
                 query.ids = (query.ids - set(to_check)) | members
             entering = [
                 doc_id for doc_id in incomplete if doc_id in query.ids and (query.name, doc_id) not in latest
@@ -432,6 +441,18 @@ def _values(values: models.QuerySet[Any]) -> Iterable[Any]:
     if len(few) < CHUNK_ROWS:
         return few
     return values.iterator(chunk_size=CHUNK_ROWS)
+
+
+#: (collection, a term's path through a join) -> the batch's changed rows' values there now.
+JoinedValues = dict[tuple[str, str], dict[str, Hashable]]
+
+
+def _joined_values(query: ObservedQuery, joined: JoinedValues | None) -> dict[str, Hashable] | None:
+    """The batch's values of the query's term, when they decide its membership alone."""
+    term = query.term
+    if joined is None or term is None or not term.whole:
+        return None
+    return joined.get((query.name, term.field))
 
 
 def _members(query: ObservedQuery, candidates: list[str]) -> set[str]:

@@ -185,6 +185,9 @@ class Routes:
         self._placements: dict[ObserverKey, _Placement] = {}
         # A joined collection -> the indexes whose terms route its changes (`Through`).
         self._through: dict[str, dict[int, ValueIndex]] = {}
+        #: The last routed batch's rows' values through joins, read for routing:
+        #: (collection, path) -> document id -> value (`Observer.apply`'s `joined`).
+        self.joined_now: dict[tuple[str, str], dict[str, Hashable]] = {}
 
     def add(self, key: ObserverKey, observer: Observer) -> None:
         """File a new observer under every change of its collections (its first read is
@@ -255,6 +258,7 @@ class Routes:
         """Each observer the batch concerns, in the order they were made, with its changes
         in commit order."""
         names = {change.collection for change in changes}
+        self.joined_now = {}
         if not any(name in self._indexes or name in self._through for name in names):  # every observer
             concerned: dict[ObserverKey, Entry] = {}
             for name in names:
@@ -262,6 +266,12 @@ class Routes:
             in_order = concerned.items() if len(names) == 1 else sorted(concerned.items(), key=_second_number)
             return [(key, observer, _of(observer, changes, names)) for key, (_n, observer) in in_order]
         currents, referring = self._joined_values(changes, names)
+        self.joined_now = {
+            (name, index.field): currents[id(index)]
+            for name in names
+            for index in self._indexes.get(name, {}).values()
+            if currents.get(id(index)) is not None
+        }
         routed: dict[ObserverKey, tuple[int, Observer, list[Change]]] = {}
         for change in changes:
             into: dict[ObserverKey, Entry] = dict(self._everything.get(change.collection, {}))

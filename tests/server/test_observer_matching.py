@@ -38,3 +38,30 @@ def test_the_users_document_follows_changes_of_every_user_row_with_no_query(
     with django_assert_num_queries(0):
         observer.apply([Change("delete", "users", document_id(me.pk))])
     assert observer.documents["users"] == {}
+
+
+def test_a_join_s_column_as_the_whole_filter_takes_membership_from_the_routing_s_values(
+    django_assert_num_queries: Any,
+) -> None:
+    """`Book.objects.filter(author__email=e)`: the hub read each changed book's author's
+    email to route the batch; the observer decides with those, asking nothing again."""
+    from tests.testapp.ddp import BooksOfAuthorEmail
+    from tests.testapp.models import Author, Book
+
+    author = Author.objects.create(name="a", email="a@example.com")
+    observer = Observer(API, BooksOfAuthorEmail, ["a@example.com"], None)
+    observer.install(observer.read())
+    book = Book.objects.create(title="t", author=author)
+    change = Change("save", "testapp.book", document_id(book.pk), document_fields(book))
+    term = observer.queries[0].term
+    assert term is not None and term.whole
+    path = ("testapp.book", term.field)
+    with django_assert_num_queries(0):
+        observer.apply([change], {path: {change.id: term.key("a@example.com")}})
+    assert set(observer.documents["testapp.book"]) == {change.id}
+    with django_assert_num_queries(0):
+        observer.apply([change], {path: {change.id: term.key("b@example.com")}})  # (another author's)
+    assert observer.documents["testapp.book"] == {}
+    with django_assert_num_queries(1):  # no values read for it (the read failed): the database's
+        observer.apply([change], {})
+    assert set(observer.documents["testapp.book"]) == {change.id}
