@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -102,6 +103,8 @@ class DDPServer:
         self.hub = Hub(registry, connect_listener, max_observers)
         self.hub.tokens_revoked = self.close_sessions_logged_in_with
         self.sessions: set[Session] = set()
+        # Each session with when it opened, in that order, until its connect timeout is due.
+        self._connecting: deque[tuple[float, Session]] = deque()
         self.accepting = True
         self._no_sessions = Event()  # set by `forget` when the last session is gone
         self._ticker = gevent.spawn(self._tick_heartbeats)
@@ -212,6 +215,7 @@ class DDPServer:
             headers.pop("cookie", None)  # a page Django does not trust never acts with the user's cookies
         session = Session(self, transport, headers)
         self.sessions.add(session)
+        self._connecting.append((time.monotonic(), session))
         session.start(pending)
 
     def close_sessions_logged_in_with(self, hashed_token: str) -> None:
@@ -235,12 +239,16 @@ class DDPServer:
         while True:
             gevent.sleep(period)
             now = time.monotonic()
+            # Only the sessions opened a timeout ago can be due to have sent `connect`.
+            while self._connecting and now - self._connecting[0][0] >= self.connect_timeout:
+                self._connecting.popleft()[1].check_connect(now, self.connect_timeout)
+            if self.heartbeat_interval <= 0:
+                continue
             for number, session in enumerate(list(self.sessions), 1):
                 if number % TICK_SLICE == 0:
                     # A pass over 10,000 sessions took 30 ms: live data and answers go
                     # out between slices of it, not after it.
                     gevent.sleep(0)
-                session.check_connect(now, self.connect_timeout)
                 session.check_heartbeat(now)
 
     def _wait_idle(self, deadline: float, hurry: Event) -> bool:
