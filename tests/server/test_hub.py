@@ -78,7 +78,7 @@ class FakeObserver:
         self.arrived: list[Any] | None = None
         self.applied: list[list[str]] = []
 
-    def apply(self, changes: list[Any]) -> None:
+    def apply(self, changes: list[Any], joined: Any = None) -> None:
         self.applied.append([change.id for change in changes])
 
 
