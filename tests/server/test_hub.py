@@ -105,7 +105,7 @@ def test_a_batch_reaches_only_the_observers_of_its_collections_in_the_order_they
         "tags": FakeObserver("tags"),
     }
     for name, observer in observers.items():
-        observer.apply = lambda changes, name=name, observer=observer: (  # type: ignore[method-assign]
+        observer.apply = lambda changes, joined=None, name=name, observer=observer: (  # type: ignore[method-assign]
             order.append(name),
             FakeObserver.apply(observer, changes),
         )
