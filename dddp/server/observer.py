@@ -370,22 +370,22 @@ def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[
     queryset = query.queryset
     if only is not None:
         queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
-    return _read(query, queryset)[0]
+    return _read(query, queryset.values_list(*value_attnames(model)))[0]
 
 
 def _read(
-    query: ObservedQuery, queryset: models.QuerySet[Any], flags: tuple[str, ...] = ()
+    query: ObservedQuery, values: models.QuerySet[Any], flags: tuple[str, ...] = ()
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[bool]]]:
-    """The queryset's rows as id -> published fields (as `query` publishes them), and for
-    each, its `flags` annotations' values (true in any of its rows, for a row a join
-    repeats; a NULL is false)."""
-    model = queryset.model
-    attnames = value_attnames(model)
-    width = len(attnames)
+    """The rows of `values` (a values_list of the model's `value_attnames`, then its
+    `flags` annotations) as id -> published fields (as `query` publishes them), and for
+    each, its flags' values (true in any of its rows, for a row a join repeats; a NULL
+    is false)."""
+    model = values.model
+    width = len(value_attnames(model))
     read = row_reader(model)
     rows: dict[Any, dict[str, Any]] = {}
     marks: dict[Any, list[bool]] = {}
-    for row in _values(queryset.values_list(*attnames, *flags)):
+    for row in _values(values):
         pk = row[0]
         if not flags:
             rows[pk] = read(row)
@@ -395,7 +395,7 @@ def _read(
         found = [value is True for value in row[width:]]
         marks[pk] = found if seen is None else [a or b for a, b in zip(seen, found, strict=True)]
     for m2m in model._meta.many_to_many:
-        for pk, ids in many_to_many_ids(model, m2m, list(rows), queryset.db).items():
+        for pk, ids in many_to_many_ids(model, m2m, list(rows), values.db).items():
             rows[pk][m2m.name] = ids
     shape = query.collection.shape
     to_id = id_reader(model)
@@ -417,7 +417,9 @@ def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, An
     results: list[list[dict[str, dict[str, Any]]]] = [[] for _ in observers]
     for position, first in enumerate(observers[0].queries):
         wheres: list[Any] = [observer.queries[position].queryset.query.where for observer in observers]
-        combined = first.queryset.all()
+        # (values_list before the annotations: with annotations present it resolves every
+        # field's path again, which cost more than the reads it saved.)
+        combined = first.queryset.values_list(*value_attnames(first.queryset.model))
         combined.query.where = WhereNode(wheres, connector=OR)
         flags = tuple(f"dddp_member_{number}" for number in range(len(observers)))
         for where, flag in zip(wheres, flags, strict=True):
