@@ -168,9 +168,12 @@ class Observer:
             sender = collection_sending(self.registry, queryset.query.alias_map[alias].table_name)
             if sender is not None:
                 related.add(sender.collection_name())
-        # The queryset's own changes are matched row by row, not by re-running it
-        # (its many-to-many tables' changes arrive as its own changes).
-        related.discard(collection.collection_name())
+        # The queryset's own changes are matched row by row, not by re-running it (its
+        # many-to-many tables' changes arrive as its own changes), unless it joins its
+        # own rows again: then one row's change can bring others in or out (an author's
+        # new book titled x, for `author__books__title=x`).
+        if not _joins_own_rows(queryset):
+            related.discard(collection.collection_name())
         for table in unpublished_tables(self.registry, queryset):  # dddp.W002 at start-up
             logger.warning(
                 "%s filters through table %s, which no Collection publishes: "
@@ -428,6 +431,22 @@ def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, An
         for number, result in enumerate(results):
             result.append({doc_id: fields for doc_id, fields in rows.items() if marks[doc_id][number]})
     return results
+
+
+def _joins_own_rows(queryset: models.QuerySet[Any]) -> bool:
+    """Whether the queryset joins its model's table again, or one of its many-to-many
+    tables other than from its own row: then a row's membership depends on other rows'."""
+    query = queryset.query
+    base = query.get_initial_alias()
+    meta = queryset.model._meta
+    own_m2m = {m2m.m2m_db_table() for m2m in meta.many_to_many}
+    for alias in joined_aliases(query):
+        join = query.alias_map[alias]
+        if join.table_name == meta.db_table:
+            return True
+        if join.table_name in own_m2m and getattr(join, "parent_alias", None) != base:
+            return True
+    return False
 
 
 #: Rows read at once: more are read through a server-side cursor, in chunks this size.
