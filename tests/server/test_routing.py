@@ -64,12 +64,17 @@ def routed(routes: Routes, world: dict[str, dict[str, Any]], *changes: Change) -
             world.pop(change.id, None)
         else:
             world.setdefault(change.id, {}).update(change.fields)
-    offered = []
-    for key, observer, relevant in routes.route(list(changes)):
+    return offered(routes, world, list(changes))
+
+
+def offered(routes: Routes, world: dict[str, dict[str, Any]], changes: list[Change]) -> list[str]:
+    """Route changes already written to `world`; the keys of the observers offered them."""
+    keys = []
+    for key, observer, relevant in routes.route(changes):
         observer.apply(relevant, world)
         routes.applied(key, relevant)
-        offered.append(key)
-    return offered
+        keys.append(key)
+    return keys
 
 
 def filed(routes: Routes, observers: dict[str, FakeObserver], world: dict[str, dict[str, Any]]) -> None:
@@ -213,7 +218,7 @@ class Library:
             related={AUTHORS},
             via=via,
         )
-        return LibraryObserver(self, query, collections=(BOOKS, AUTHORS))
+        return JoiningObserver(query, collections=(BOOKS, AUTHORS))
 
     def routed(self, routes: Routes, *changes: Change) -> list[str]:
         for change in changes:
@@ -222,28 +227,18 @@ class Library:
                 rows.pop(change.id, None)
             else:
                 rows.setdefault(change.id, {}).update(change.fields)
-        offered = []
-        for key, observer, relevant in routes.route(list(changes)):
-            observer.apply(relevant, self.books)
-            routes.applied(key, relevant)
-            offered.append(key)
-        return offered
+        return offered(routes, self.books, list(changes))
 
 
-class LibraryObserver(FakeObserver):
-    def __init__(self, library: Library, *queries: FakeQuery, collections: tuple[str, ...]) -> None:
-        super().__init__(*queries, collections=collections)
-        self.library = library
-
+class JoiningObserver(FakeObserver):
     def apply(self, changes: list[Change], world: dict[str, dict[str, Any]]) -> None:
         """As an Observer does: a change of a joined collection runs the query again."""
+        if not any(change.collection in query.related for change in changes for query in self.queries):
+            super().apply(changes, world)
+            return
         self.offered += [change.id for change in changes]
         for query in self.queries:
-            if any(change.collection in query.related for change in changes):
-                query.ids = {doc_id for doc_id, book in world.items() if query.member(book)}
-            else:
-                super().apply([c for c in changes if c.collection == query.name], world)
-                self.offered[-len(changes) :] = []  # (counted once)
+            query.ids = {doc_id for doc_id, row in world.items() if query.member(row)}
 
 
 def test_a_joined_row_s_change_reaches_only_the_observers_of_its_old_and_new_values() -> None:
