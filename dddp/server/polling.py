@@ -10,62 +10,47 @@ what sockjs-node spends.
 
 `serve_poll` answers a poll (`POST <prefix>/<server>/<session>/xhr`, no
 body) from the bytes the handler's buffer already holds, with a small
-environ, and writes the response in one `sendall`. It takes only what it
-fully understands: one request line and well-formed headers wholly in the
-buffer, no body, no `Transfer-Encoding`, `Expect` or `Upgrade`, no repeated
-header; anything else, and every other request, is left unread for pywsgi.
+environ, and writes the response in one `sendall`. It takes only a head
+that `dddp.server.heads` fully understands, wholly in the buffer, with no
+body, no `Transfer-Encoding`, `Expect` or `Upgrade`; anything else, and
+every other request, is left unread for pywsgi.
 The WSGI side (`SockJSEndpoints`) is the same either way.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from dddp.protocol import sockjs
+from dddp.server.heads import parse_head, small_environ
 from dddp.server.sockjs import RESPOND_KEY
 
 logger = logging.getLogger("dddp.server")
 
-#: Header names as RFC 9110 spells a token.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Requests whose header we do not handle here: they need pywsgi's whole machinery.
-_NOT_HERE = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
-_MAX_HEADERS = 100
+_NOT_HERE = frozenset({"transfer-encoding", "expect", "upgrade"})
 
 
 def parse_poll(head: bytes, prefix: bytes) -> tuple[str, str, dict[str, str]] | None:
     """(path, HTTP version, headers by lowercase name) of a SockJS poll whose request line
     and headers are all of `head` (up to the blank line); None for anything else."""
-    line, _, rest = head.partition(b"\r\n")
-    parts = line.split(b" ")
-    if len(parts) != 3 or parts[0] != b"POST" or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0"):
+    parsed = parse_head(head)
+    if parsed is None or parsed.method != b"POST":
         return None
-    target = parts[1]
+    target = parsed.target
     if not (target.startswith(prefix + b"/") and target.endswith(b"/xhr")) or b"?" in target:
         return None
     path = target.decode("latin-1")
     endpoint = sockjs.parse_path(path[len(prefix) :])
     if endpoint is None or endpoint.transport != "xhr":
         return None
-    headers: dict[str, str] = {}
-    lines = rest.split(b"\r\n") if rest else []
-    if len(lines) > _MAX_HEADERS:
+    headers = parsed.headers
+    if not _NOT_HERE.isdisjoint(headers) or headers.get("content-length", "0") != "0":
         return None
-    for header in lines:
-        name, colon, value = header.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            return None  # a folded line, a space before the colon: pywsgi's to judge
-        key = name.lower()
-        if key in _NOT_HERE or key.decode("latin-1") in headers:
-            return None
-        headers[key.decode("latin-1")] = value.strip(b" \t").decode("latin-1")
-    if headers.get("content-length", "0") != "0":
-        return None
-    return path, parts[2].decode("latin-1"), headers
+    return path, parsed.version.decode("latin-1"), headers
 
 
 def serve_poll(handler: Any, endpoints: Any, extra: dict[str, Any]) -> bool | None:
@@ -88,21 +73,8 @@ def serve_poll(handler: Any, endpoints: Any, extra: dict[str, Any]) -> bool | No
     handler.rfile.read(end + 4)  # exactly this request; what follows stays for the next
     connection = headers.get("connection", "").lower()
     keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-    address = handler.client_address
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_PROTOCOL": version,
-        "SERVER_NAME": handler.server.environ.get("SERVER_NAME", ""),  # for a request without Host
-        "SERVER_PORT": handler.server.environ.get("SERVER_PORT", ""),
-        "wsgi.url_scheme": "http",
-        "REMOTE_ADDR": str(address[0]) if isinstance(address, tuple) else "",
-        "REMOTE_PORT": str(address[1]) if isinstance(address, tuple) else "",
-        **extra,
-    }
-    for name, value in headers.items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    environ = small_environ(handler.server.environ, "POST", path, version, handler.client_address, headers)
+    environ.update(extra)
     response: list[Any] = []
 
     def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
