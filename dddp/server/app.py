@@ -157,6 +157,22 @@ class DDPServer:
             return _plain(start_response, "404 Not Found", "Not found: this server serves only DDP\n")
         return self.django_app(environ, start_response)
 
+    def websocket_endpoint(self, path: str) -> tuple[type[WebSocketTransport], StartSession] | None:
+        """The transport and the session starter of a WebSocket upgraded at `path`, for the
+        short way (`dddp.server.upgrades`); None where pywsgi's way must answer: no
+        WebSocket is served there, a conformance test service's, or the server is stopping."""
+        if not self.accepting:
+            return None
+        if path in WEBSOCKET_PATHS:
+            return WebSocketTransport, self.start_session
+        if self.test_services is not None and self.test_services.serving(path):
+            return None
+        if self.sockjs.serves(path):
+            kind = self.sockjs.websocket_at(path)
+            if kind is not None:
+                return kind, self.sockjs.start_session
+        return None
+
     def upgrade_refusal(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], str] | None:
         """(status, headers, text) refusing a WebSocket upgrade for its Host or Origin, or None.
 

@@ -490,6 +490,16 @@ class ClientWatch:
             self._watcher = None
 
 
+def websocket_kind(endpoint: sockjs.Endpoint) -> type[WebSocketTransport] | None:
+    """The transport of a WebSocket at a SockJS endpoint: raw DDP at `<prefix>/websocket`,
+    SockJS framing at a session's `websocket`; None for any other endpoint."""
+    if endpoint.kind == "raw_websocket":
+        return WebSocketTransport
+    if endpoint.transport == "websocket":
+        return SockJSWebSocketTransport
+    return None
+
+
 class SockJSEndpoints:
     """The WSGI side of everything under the prefix."""
 
@@ -526,6 +536,14 @@ class SockJSEndpoints:
     def serves(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
+    def websocket_at(self, path: str) -> type[WebSocketTransport] | None:
+        """The transport of a WebSocket upgraded at `path` (one it `serves`), or None: no
+        WebSocket is served there."""
+        endpoint = sockjs.parse_path(path[len(self.prefix) :])
+        if endpoint is None or not self.websocket:
+            return None
+        return websocket_kind(endpoint)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")[len(self.prefix) :]
         endpoint = sockjs.parse_path(path)
@@ -545,14 +563,14 @@ class SockJSEndpoints:
             return self._info(environ, start_response, method)
         if endpoint.kind == "iframe":
             return self._iframe(environ, start_response)
-        if endpoint.kind == "raw_websocket" or endpoint.transport == "websocket":
+        kind = websocket_kind(endpoint)
+        if kind is not None:
             if not self.websocket:
                 return _respond(start_response, "404 Not Found", [], "Not found: websocket disabled\n")
             if method != "GET":
                 return _respond(start_response, "405 Method Not Allowed", [("Allow", "GET")], "")
             if websocket is None:
                 return _respond(start_response, "400 Bad Request", [], "Not a valid websocket request")
-            kind = WebSocketTransport if endpoint.kind == "raw_websocket" else SockJSWebSocketTransport
             self.server.serve_websocket(websocket, environ, kind, self.start_session)
             return []
         session_id = endpoint.session_id or ""
