@@ -2,12 +2,12 @@
 
 Ten thousand clients subscribing to `BooksByAuthor(author_id)`, each with
 its own author, make ten thousand observers whose querysets differ only in a
-parameter. Each first read alone costs a query's compilation, a round trip
-and Django's iteration, on one of LOADERS greenlets. Here the reads that
-wait for a loader, of observers whose SQL is the same but for its
-parameters (`read_shape`), are read together (`read_together`): one query
-per queryset for up to MAX_TOGETHER observers, as Hasura answers many
-subscriptions' variables with one query. Nothing waits on purpose: while
+parameter. Each first read alone costs a round trip and the rows' conversion,
+on one of LOADERS greenlets. Here the reads that wait for a loader, of
+observers whose SQL is the same but for its parameters (`read_shape`), are
+read together (`read_together`): one statement per queryset for up to
+MAX_TOGETHER observers, as Hasura answers many subscriptions' variables with
+one query. Nothing waits on purpose: while
 the loaders are idle each read runs at once, alone; when they are busy, the
 reads that queue meanwhile go together.
 
@@ -17,42 +17,36 @@ Each observer's channels are LISTENed before it asks for its read (see
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Hashable
 
 from gevent import GreenletExit
 from gevent.event import AsyncResult
 
-from dddp.server.observer import Observer, ObserverKey, Rows, read_together
+from dddp.server.observer import Observer, Rows, read_together
 from dddp.server.retries import retrying_first_read
 from dddp.server.workers import WorkerPool
 
 logger = logging.getLogger("dddp.server")
 
-#: Observers read by one query at most: each adds its WHERE clause twice (in the filter,
-#: and as a column saying which rows are its own).
+#: Observers read by one statement at most: each is a branch of its UNION ALL.
 MAX_TOGETHER = 32
 
 #: Observers whose reads wait, with the result each is to get.
 Waiting = list[tuple[Observer, "AsyncResult[list[Rows]]"]]
 
 
-def read_shape(key: ObserverKey, observer: Observer) -> Hashable | None:
-    """What observers read together share: the publication, and each queryset's model and
-    SQL but for its parameters (from the observer's key, which compiled them). None for an
-    observer read alone: its SQL is unknown, empty (`.none()`), or depends on rows the
-    WHERE clause does not decide (slices, DISTINCT ON, unions, annotations, extra)."""
-    if not key[2].startswith("sql "):
-        return None
+def read_shape(observer: Observer) -> Hashable | None:
+    """What observers read together share: each queryset's SQL but for its parameters,
+    and a read plan for it (`dddp.server.compiled`). None for an observer read alone:
+    its SQL is unknown, empty (`.none()`), or not one that reads the published fields
+    as it stands (slices, `values()`, annotations, `select_related()`...)."""
+    plans = []
     for query in observer.queries:
-        sql = query.queryset.query
-        if sql.is_sliced or sql.distinct_fields or sql.combinator or sql.annotations or sql.extra:
+        if query.compiled is None or query.compiled.plan is None:
             return None
-    compiled = json.loads(key[2][4:])
-    if any(text == "EMPTY" for _label, text, _params in compiled):
-        return None
-    return (key[0], tuple((label, text) for label, text, _params in compiled))
+        plans.append(query.compiled.plan)
+    return tuple(plans)  # (one plan per database, model and SQL text: by identity)
 
 
 class FirstReads:

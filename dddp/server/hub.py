@@ -35,6 +35,7 @@ from gevent.queue import Queue
 from dddp.changes import FENCE_CHANNEL, REVOKED_TOKENS_CHANNEL, Change, Reassembler
 from dddp.protocol.errors import MeteorError, internal_server_error
 from dddp.protocol.ids import random_id
+from dddp.server.compiled import CompiledQuery, compile_queries
 from dddp.server.first_reads import FirstReads, read_shape
 from dddp.server.listener import Listener, Notification
 from dddp.server.observer import Observer, ObserverKey, Rows, observer_key, publication_queries, shared_key
@@ -109,10 +110,10 @@ class Hub:
         """
         asked = observer_key(publication, params, user_id)
         key = self._shared_keys.get(asked)
-        returned = None
+        returned = compiled = None
         if key is None or key not in self._ready:
-            returned = self._call(publication_queries, self.registry, publication, params, user_id)
-            key = shared_key(publication, params, user_id, returned)
+            returned, compiled = self._call(self._queries, publication, params, user_id)
+            key = shared_key(asked, compiled)
         ready = self._ready.get(key)
         if ready is None:
             if (
@@ -126,12 +127,14 @@ class Hub:
                 raise MeteorError(503, "Too many live queries on this server, retry later")
             ready = self._ready[key] = AsyncResult()
             try:
-                observer = self._call(Observer, self.registry, publication, params, user_id, returned)
+                observer = self._call(
+                    Observer, self.registry, publication, params, user_id, returned, compiled
+                )
                 self._add(key, observer)
                 logger.debug("observing %s%s", key[0], key[1])
                 observer.arrived = []
                 self.listener.listen(observer.channels)  # before the read: see the module docstring
-                results = self._first_reads.read(observer, read_shape(key, observer))
+                results = self._first_reads.read(observer, read_shape(observer))
                 self._call(self._install, key, observer, results)
                 ready.set(None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting subscriber
@@ -156,8 +159,16 @@ class Hub:
         key = self._shared_keys.get(asked)
         if key is not None and key in self._ready:
             return key
-        returned = self._call(publication_queries, self.registry, publication, params, user_id)
-        return shared_key(publication, params, user_id, returned)
+        _returned, compiled = self._call(self._queries, publication, params, user_id)
+        return shared_key(asked, compiled)
+
+    def _queries(
+        self, publication: type[Publication], params: list[Any], user_id: Any
+    ) -> tuple[Any, list[CompiledQuery] | None]:
+        """What get_queries returns, and its querysets compiled (`dddp.server.compiled`):
+        in the hub's greenlet, whose connection object Django's compiler then reuses."""
+        returned = publication_queries(self.registry, publication, params, user_id)
+        return returned, compile_queries(returned)
 
     def _universal_observers(self) -> int:
         names = {publication.publication_name() for publication in self.registry.universal_publications}

@@ -25,9 +25,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import EmptyResultSet
 from django.db import models
-from django.db.models.sql.where import OR, WhereNode
 
 from dddp.api import PublicationError
 from dddp.changes import Change, channel_for
@@ -50,6 +48,8 @@ from dddp.publication_checks import (
     queryset_problems,
     unpublished_tables,
 )
+from dddp.server.compiled import CompiledQuery, compile_queries, read_rows, values_rows
+from dddp.server.compiled import read_together as read_rows_together
 from dddp.server.snapshot import Snapshot
 from dddp.visibility import narrowed
 
@@ -77,6 +77,7 @@ class ObservedQuery:
     term: IndexTerm | None = None  # a condition every member meets (dddp.server.routing)
     # The collection of the joined rows whose changes the term routes too (its `through`).
     via: str | None = None
+    compiled: CompiledQuery | None = None  # its SQL, and how to read from it (None: unknown)
     ids: set[str] = field(default_factory=set)
 
 
@@ -100,26 +101,16 @@ def publication_queries(
     return narrowed(registry, publication(user_id).get_queries(*params), user_id)
 
 
-def shared_key(publication: type[Publication], params: list[Any], user_id: Any, returned: Any) -> ObserverKey:
+def shared_key(asked: ObserverKey, compiled: list[CompiledQuery] | None) -> ObserverKey:
     """The observer's key: subscriptions whose querysets compile to the same SQL, with the
     same parameters, see the same rows, whoever the user: they share one observer (a
     publication that does not depend on the user has one for every user). Querysets whose
-    SQL cannot be told (not querysets, or a compiler error) keep one observer per user."""
-    asked = observer_key(publication, params, user_id)
-    if not isinstance(returned, list | tuple):
+    SQL cannot be told (`compiled` None: not querysets, or a compiler error) keep one
+    observer per user. `asked` is the subscription's `observer_key`."""
+    if compiled is None:
         return asked
-    compiled = []
-    for queryset in returned:
-        if not isinstance(queryset, models.QuerySet):
-            return asked
-        try:
-            sql, sql_params = queryset.query.sql_with_params()
-        except EmptyResultSet:  # .none(), pk__in=[]: no rows, whatever else
-            sql, sql_params = "EMPTY", ()
-        except Exception:  # noqa: BLE001 - the observer's own checks say what is wrong
-            return asked
-        compiled.append([queryset.model._meta.label, sql, [repr(value) for value in sql_params]])
-    return (asked[0], asked[1], "sql " + json.dumps(compiled))
+    sql = [[query.label, query.sql, [repr(value) for value in query.params]] for query in compiled]
+    return (asked[0], asked[1], "sql " + json.dumps(sql))
 
 
 class Observer:
@@ -132,8 +123,10 @@ class Observer:
         params: list[Any],
         user_id: Any,
         returned: Any = None,
+        compiled: list[CompiledQuery] | None = None,
     ):
-        """`returned`: what get_queries returned, when the caller has it already."""
+        """`returned`: what get_queries returned, and `compiled` its querysets compiled
+        (`dddp.server.compiled`), when the caller has them already."""
         self.registry = registry
         self.name = publication.publication_name()
         where = f"{publication.__name__}.get_queries()"
@@ -142,7 +135,12 @@ class Observer:
         problem = not_a_list_of_querysets(where, returned)
         if problem is not None:
             raise PublicationError(str(problem))
-        self.queries = [self._observe(f"{where}[{index}]", query) for index, query in enumerate(returned)]
+        if compiled is None:
+            compiled = compile_queries(returned)
+        self.queries = [
+            self._observe(f"{where}[{index}]", query, None if compiled is None else compiled[index])
+            for index, query in enumerate(returned)
+        ]
         self.documents: Documents = {}
         self.subscribers: dict[tuple[Session, Hashable], None] = {}  # ordered: insertion order
         self.loaded = False
@@ -154,7 +152,7 @@ class Observer:
         # and until they change (dddp.server.snapshot).
         self._snapshot: weakref.ref[Snapshot] | None = None
 
-    def _observe(self, where: str, queryset: Any) -> ObservedQuery:
+    def _observe(self, where: str, queryset: Any, compiled: CompiledQuery | None) -> ObservedQuery:
         """How to follow one queryset; PublicationError (dddp.E006, E008, E010) if dddp cannot."""
         if not isinstance(queryset, models.QuerySet):
             raise PublicationError(str(not_a_queryset(where, queryset)))
@@ -196,6 +194,7 @@ class Observer:
             columns=frozenset(f.name for f in concrete_fields(queryset.model)),
             term=term,
             via=via,
+            compiled=compiled,
         )
 
     @functools.cached_property  # (the queries are fixed when the observer is made)
@@ -368,68 +367,57 @@ class Observer:
 
 
 def _run(query: ObservedQuery, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """The query's rows now (or those of `only` ids), as id -> published fields, read in chunks."""
+    """The query's rows now (or those of `only` ids), as id -> published fields: from its
+    compiled SQL when it has a read plan, else through Django, in chunks."""
     model = query.queryset.model
+    compiled = query.compiled
+    many = False  # known to be CHUNK_ROWS or more
+    if only is None and compiled is not None and compiled.plan is not None:
+        rows = read_rows(compiled)
+        if rows is not None:
+            return _documents(query, rows, compiled.plan.alias)
+        many = True
     queryset = query.queryset
     if only is not None:
         queryset = queryset.filter(pk__in=[document_pk(model, doc_id) for doc_id in only])
-    return _read(query, queryset.values_list(*value_attnames(model)))[0]
+    values = queryset.values_list(*value_attnames(model))
+    return _documents(query, values_rows(values, many), values.db)
 
 
-def _read(
-    query: ObservedQuery, values: models.QuerySet[Any], flags: tuple[str, ...] = ()
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[bool]]]:
-    """The rows of `values` (a values_list of the model's `value_attnames`, then its
-    `flags` annotations) as id -> published fields (as `query` publishes them), and for
-    each, its flags' values (true in any of its rows, for a row a join repeats; a NULL
-    is false)."""
-    model = values.model
-    width = len(value_attnames(model))
+def _documents(query: ObservedQuery, rows: Iterable[Any], using: str) -> dict[str, dict[str, Any]]:
+    """Rows as `values_list(*value_attnames(model))` gives them, as id -> published fields
+    (as `query` publishes them); a row a join repeats is one document."""
+    model = query.queryset.model
     read = row_reader(model)
-    rows: dict[Any, dict[str, Any]] = {}
-    marks: dict[Any, list[bool]] = {}
-    for row in _values(values):
-        pk = row[0]
-        if not flags:
-            rows[pk] = read(row)
-            continue
-        rows[pk] = read(row[:width])
-        seen = marks.get(pk)
-        found = [value is True for value in row[width:]]
-        marks[pk] = found if seen is None else [a or b for a, b in zip(seen, found, strict=True)]
+    fields = {row[0]: read(row) for row in rows}
     for m2m in model._meta.many_to_many:
-        for pk, ids in many_to_many_ids(model, m2m, list(rows), values.db).items():
-            rows[pk][m2m.name] = ids
+        for pk, ids in many_to_many_ids(model, m2m, list(fields), using).items():
+            fields[pk][m2m.name] = ids
     shape = query.collection.shape
     to_id = id_reader(model)
-    documents = {to_id(pk): shape(fields) for pk, fields in rows.items()}
-    return documents, {to_id(pk): found for pk, found in marks.items()}
+    return {to_id(pk): shape(values) for pk, values in fields.items()}
 
 
 def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, Any]]]]:
     """The first reads of observers whose querysets compile to the same SQL but for their
-    parameters (`dddp.server.first_reads`), in one query per queryset for all of them.
-
-    That query is the querysets' own, with their WHERE clauses ORed together and
-    each one also selected as a column: PostgreSQL itself says which observers
-    each row belongs to, joins, NULLs and all, exactly as their own queries would.
-    (The same SQL means the same joins, under the same aliases.)
-    """
+    parameters (`dddp.server.first_reads`), with one statement per queryset for all of
+    them (`dddp.server.compiled.read_together`), and the many-to-many lists of all their
+    rows with one query per field."""
     if len(observers) == 1:
         return [observers[0].read()]
     results: list[list[dict[str, dict[str, Any]]]] = [[] for _ in observers]
     for position, first in enumerate(observers[0].queries):
-        wheres: list[Any] = [observer.queries[position].queryset.query.where for observer in observers]
-        # (values_list before the annotations: with annotations present it resolves every
-        # field's path again, which cost more than the reads it saved.)
-        combined = first.queryset.values_list(*value_attnames(first.queryset.model))
-        combined.query.where = WhereNode(wheres, connector=OR)
-        flags = tuple(f"dddp_member_{number}" for number in range(len(observers)))
-        for where, flag in zip(wheres, flags, strict=True):
-            combined.query.add_annotation(where, flag)
-        rows, marks = _read(first, combined, flags)
-        for number, result in enumerate(results):
-            result.append({doc_id: fields for doc_id, fields in rows.items() if marks[doc_id][number]})
+        compiled = [observer.queries[position].compiled for observer in observers]
+        assert first.compiled is not None and first.compiled.plan is not None
+        each = read_rows_together(compiled)  # type: ignore[arg-type]
+        if each is None:  # too many rows at once: each in chunks of its own
+            for observer, result in zip(observers, results, strict=True):
+                result.append(_run(observer.queries[position]))
+            continue
+        documents = _documents(first, [row for rows in each for row in rows], first.compiled.plan.alias)
+        to_id = id_reader(first.queryset.model)
+        for rows, result in zip(each, results, strict=True):
+            result.append({to_id(row[0]): documents[to_id(row[0])] for row in rows})
     return results
 
 
@@ -447,21 +435,6 @@ def _joins_own_rows(queryset: models.QuerySet[Any]) -> bool:
         if join.table_name in own_m2m and getattr(join, "parent_alias", None) != base:
             return True
     return False
-
-
-#: Rows read at once: more are read through a server-side cursor, in chunks this size.
-CHUNK_ROWS = 2000
-
-
-def _values(values: models.QuerySet[Any]) -> Iterable[Any]:
-    """A values_list's rows: one plain query when they are few, as most reads' are (a
-    server-side cursor costs four transactions and round trips in autocommit: DECLARE,
-    two FETCHes, CLOSE); when they are not, all of them again through a cursor, so that a
-    big publication is never held in memory twice over."""
-    few = list(values[:CHUNK_ROWS])  # (LIMIT with no ORDER BY: the planner stops early)
-    if len(few) < CHUNK_ROWS:
-        return few
-    return values.iterator(chunk_size=CHUNK_ROWS)
 
 
 #: (collection, a term's path through a join) -> the batch's changed rows' values there now.

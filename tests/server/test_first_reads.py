@@ -16,16 +16,17 @@ from gevent import GreenletExit
 
 from dddp.api import API, Publication
 from dddp.server import first_reads as first_reads_module
+from dddp.server.compiled import compile_queries
 from dddp.server.first_reads import FirstReads, read_shape
-from dddp.server.observer import Observer, ObserverKey, publication_queries, read_together, shared_key
+from dddp.server.observer import Observer, publication_queries, read_together
 from tests.testapp import ddp
 from tests.testapp.models import Author, Book, Tag
 
 
-def observed(publication: type[Publication], *params: Any) -> tuple[ObserverKey, Observer]:
+def observed(publication: type[Publication], *params: Any) -> Observer:
+    """An observer as the hub makes it: its querysets compiled once, for its key and reads."""
     returned = publication_queries(API, publication, list(params), None)
-    key = shared_key(publication, list(params), None, returned)
-    return key, Observer(API, publication, list(params), None, returned)
+    return Observer(API, publication, list(params), None, returned, compile_queries(returned))
 
 
 class FirstBooks(Publication):
@@ -60,8 +61,8 @@ def test_observers_read_together_get_what_each_would_read_alone(seed: int) -> No
     plans += [(ddp.BooksTitled, [rng.sample(titles, 2)]) for _ in range(6)]
     groups: dict[Hashable, list[Observer]] = defaultdict(list)
     for publication, params in plans:
-        key, observer = observed(publication, *params)
-        shape = read_shape(key, observer)
+        observer = observed(publication, *params)
+        shape = read_shape(observer)
         assert shape is not None, (publication, params)
         groups[shape].append(observer)
     assert len(groups) == 6 and all(len(group) > 1 for group in groups.values())
@@ -75,10 +76,10 @@ def test_observers_read_together_get_what_each_would_read_alone(seed: int) -> No
 def test_observers_of_other_sql_or_of_sql_their_where_does_not_decide_are_read_apart() -> None:
     author = Author.objects.create(name="a", email="a@x")
     by_author = [observed(ddp.BooksByAuthor, pk) for pk in (author.pk, author.pk + 1)]
-    assert read_shape(*by_author[0]) == read_shape(*by_author[1])
-    assert read_shape(*observed(ddp.BooksByAuthor, author.pk, "t")) != read_shape(*by_author[0])
-    assert read_shape(*observed(FirstBooks, author.pk)) is None  # sliced
-    assert read_shape(*observed(ddp.BooksTitled, [])) is None  # no SQL at all: `title IN ()`
+    assert read_shape(by_author[0]) == read_shape(by_author[1])
+    assert read_shape(observed(ddp.BooksByAuthor, author.pk, "t")) != read_shape(by_author[0])
+    assert read_shape(observed(FirstBooks, author.pk)) is None  # sliced
+    assert read_shape(observed(ddp.BooksTitled, [])) is None  # no SQL at all: `title IN ()`
 
 
 @pytest.fixture
@@ -112,8 +113,8 @@ def busy_loader(reads: FirstReads) -> tuple[Blocker, gevent.Greenlet]:
     return blocker, greenlet
 
 
-def read_all(reads: FirstReads, observers: list[tuple[ObserverKey, Observer]]) -> list[Any]:
-    greenlets = [gevent.spawn(reads.read, observer, read_shape(key, observer)) for key, observer in observers]
+def read_all(reads: FirstReads, observers: list[Observer]) -> list[Any]:
+    greenlets = [gevent.spawn(reads.read, observer, read_shape(observer)) for observer in observers]
     gevent.joinall(greenlets, timeout=10)
     return [greenlet.get(block=False) for greenlet in greenlets]
 
@@ -125,17 +126,17 @@ def test_reads_that_wait_for_a_busy_loader_are_read_together(counted_together: l
     try:
         blocker, busy = busy_loader(reads)
         observers = [observed(ddp.BooksByAuthor, author.pk) for author in authors]
-        waiting = [gevent.spawn(reads.read, o, read_shape(k, o)) for k, o in observers]
+        waiting = [gevent.spawn(reads.read, o, read_shape(o)) for o in observers]
         gevent.sleep(0.01)
         assert counted_together == [] and not any(greenlet.ready() for greenlet in waiting)
         blocker.released.set()
         gevent.joinall([busy, *waiting], timeout=10)
         results = [greenlet.get(block=False) for greenlet in waiting]
         assert counted_together == [len(authors)]  # one read for all, after the slow one
-        assert results == [observer.read() for _key, observer in observers]
+        assert results == [observer.read() for observer in observers]
         # With the loader idle, a read runs at once, alone.
         lone = observed(ddp.BooksByAuthor, authors[0].pk)
-        assert read_all(reads, [lone]) == [lone[1].read()] and counted_together[-1] == 1
+        assert read_all(reads, [lone]) == [lone.read()] and counted_together[-1] == 1
     finally:
         reads.stop(1.0)
 
@@ -152,13 +153,13 @@ def test_a_read_together_that_fails_reads_each_alone_so_each_gets_its_own_outcom
     Book.objects.create(title="fine", author=sound, pages=20)
     observers = [observed(ddp.FragileBooks, email) for email in ("s@x", "f@x", "nobody@x")]
     with pytest.raises(DataError):
-        observers[1][1].read()
-    expected = [observers[0][1].read(), None, observers[2][1].read()]
+        observers[1].read()
+    expected = [observers[0].read(), None, observers[2].read()]
     assert expected[0] and len(next(iter(expected[0]))) == 1  # the sound author's book
     reads = FirstReads(1)
     try:
         blocker, busy = busy_loader(reads)
-        greenlets = [gevent.spawn(reads.read, o, read_shape(k, o)) for k, o in observers]
+        greenlets = [gevent.spawn(reads.read, o, read_shape(o)) for o in observers]
         gevent.sleep(0.01)
         blocker.released.set()
         gevent.joinall([busy, *greenlets], timeout=10)
@@ -174,8 +175,8 @@ def test_stopping_abandons_the_reads_still_waiting() -> None:
     author = Author.objects.create(name="a", email="a@x")
     reads = FirstReads(1)
     _blocker, busy = busy_loader(reads)
-    key, observer = observed(ddp.BooksByAuthor, author.pk)
-    waiting = gevent.spawn(reads.read, observer, read_shape(key, observer))
+    observer = observed(ddp.BooksByAuthor, author.pk)
+    waiting = gevent.spawn(reads.read, observer, read_shape(observer))
     gevent.sleep(0.05)
     reads.stop(1.0)
     gevent.joinall([busy, waiting], timeout=5)

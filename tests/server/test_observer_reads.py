@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from dddp.api import API
-from dddp.server import observer as observer_module
+from dddp.server import compiled as compiled_module
 from dddp.server.observer import Observer
 from tests.testapp.ddp import AllNotes
 from tests.testapp.models import Note
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def chunk_of_five(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(observer_module, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(compiled_module, "CHUNK_ROWS", 5)
     return 5
 
 

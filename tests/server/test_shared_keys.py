@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dddp.api import API, Publication
-from dddp.server.observer import publication_queries, shared_key
+from dddp.server.compiled import compile_queries
+from dddp.server.observer import observer_key, publication_queries, shared_key
 from tests.accountsapp.ddp import MyDiaries, PublicDiaries
 from tests.testapp.models import Note
 
@@ -14,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 def key(publication: type[Publication], user_id: object, params: list | None = None) -> tuple:
     params = params or []
-    return shared_key(publication, params, user_id, publication_queries(API, publication, params, user_id))
+    returned = publication_queries(API, publication, params, user_id)
+    return shared_key(observer_key(publication, params, user_id), compile_queries(returned))
 
 
 def test_a_publication_that_does_not_read_the_user_has_one_key_for_every_user() -> None:
