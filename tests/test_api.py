@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -190,6 +191,64 @@ def test_get_queries_publication_checks_params_against_its_signature() -> None:
         with pytest.raises(MeteorError) as caught:
             ByEmail.check_params(wrong)
         assert (caught.value.error, caught.value.reason) == (400, "Match failed")
+
+
+class _Plain(Publication):
+    def get_queries(self, a: Any, b: Any = None) -> list:
+        return []
+
+
+class _Varargs(Publication):
+    def get_queries(self, a: Any, *rest: Any) -> list:
+        return []
+
+
+class _KeywordOnly(Publication):
+    def get_queries(self, a: Any, *, b: Any) -> list:
+        return []
+
+
+class _KeywordOnlyDefault(Publication):
+    def get_queries(self, a: Any, *, b: Any = 1, **extra: Any) -> list:
+        return []
+
+
+class _PositionalOnly(Publication):
+    def get_queries(self, a: Any, /, b: Any = None) -> list:
+        return []
+
+
+class _StaticDefaults(Publication):
+    @staticmethod
+    def get_queries(a: Any = None, b: Any = None) -> list:
+        return []
+
+
+class _ClassVarargs(Publication):
+    @classmethod
+    def get_queries(cls, *everything: Any) -> list:
+        return []
+
+
+@pytest.mark.parametrize(
+    "publication",
+    [_Plain, _Varargs, _KeywordOnly, _KeywordOnlyDefault, _PositionalOnly, _StaticDefaults, _ClassVarargs],
+)
+def test_check_params_accepts_exactly_what_the_signature_binds(publication: type[Publication]) -> None:
+    """check_params counts params instead of binding them when it can (it runs at every
+    subscription): it must accept and refuse exactly what a call would."""
+    for count in range(5):
+        params = list(range(count))
+        try:
+            publication().get_queries(*params)
+            callable_ = True
+        except TypeError:
+            callable_ = False
+        if callable_:
+            publication.check_params(params)
+        else:
+            with pytest.raises(MeteorError, match="Match failed"):
+                publication.check_params(params)
 
 
 def test_check_params_details_say_what_did_not_fit() -> None:

@@ -555,8 +555,10 @@ class Session:
         each is an observer, whose work on every change the whole process shares."""
         limit = self.server.max_observers_per_connection
         held = {subscribed.key for subscribed in self.subscriptions.values()}
+        if len(held) < limit:
+            return
         asked = observer_key(publication, params, self.user_id)[:2]
-        if len(held) >= limit and all(key[:2] != asked for key in held):
+        if all(key[:2] != asked for key in held):
             count = _failures.allow(("distinct queries", self.number))
             if count is not None:
                 logger.warning(
