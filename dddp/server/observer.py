@@ -48,7 +48,7 @@ from dddp.publication_checks import (
     queryset_problems,
     unpublished_tables,
 )
-from dddp.server.compiled import CompiledQuery, compile_queries, read_rows, values_rows
+from dddp.server.compiled import MAX_PLANS, CompiledQuery, ReadPlan, compile_queries, read_rows, values_rows
 from dddp.server.compiled import read_together as read_rows_together
 from dddp.server.snapshot import Snapshot
 from dddp.visibility import narrowed
@@ -70,7 +70,7 @@ class ObservedQuery:
     queryset: models.QuerySet[Any]
     collection: type[Collection]
     name: str
-    related: set[str]  # collections of joined tables: a change there means re-running
+    related: frozenset[str]  # collections of joined tables: a change there means re-running
     matcher: Matcher | None
     rerun_always: bool
     columns: frozenset[str]  # the names of the model's own (non-m2m) fields
@@ -156,29 +156,15 @@ class Observer:
         """How to follow one queryset; PublicationError (dddp.E006, E008, E010) if dddp cannot."""
         if not isinstance(queryset, models.QuerySet):
             raise PublicationError(str(not_a_queryset(where, queryset)))
-        problems = queryset_problems(self.registry, where, queryset)
-        if problems:
-            raise PublicationError(str(problems[0]))
-        collection = self.registry.collection_for_model(queryset.model)
-        assert collection is not None  # (queryset_problems says so)
-        related = set()
-        for alias in joined_aliases(queryset.query):
-            sender = collection_sending(self.registry, queryset.query.alias_map[alias].table_name)
-            if sender is not None:
-                related.add(sender.collection_name())
-        # The queryset's own changes are matched row by row, not by re-running it (its
-        # many-to-many tables' changes arrive as its own changes), unless it joins its
-        # own rows again: then one row's change can bring others in or out (an author's
-        # new book titled x, for `author__books__title=x`).
-        if not _joins_own_rows(queryset):
-            related.discard(collection.collection_name())
-        for table in unpublished_tables(self.registry, queryset):  # dddp.W002 at start-up
-            logger.warning(
-                "%s filters through table %s, which no Collection publishes: "
-                "its changes reach subscribers only when the publication's own rows change",
-                where,
-                table,
-            )
+        plan = compiled.plan if compiled is not None else None
+        found = _shapes.get((self.registry, plan)) if plan is not None else None
+        if found is None:
+            found = _shape(self.registry, where, queryset)
+            if plan is not None:
+                if len(_shapes) >= MAX_PLANS:
+                    _shapes.clear()
+                _shapes[(self.registry, plan)] = found
+        collection, related = found
         term = index_term(queryset)
         via = None
         if term is not None and term.through is not None:
@@ -191,7 +177,7 @@ class Observer:
             related=related,
             matcher=compile_matcher(queryset),
             rerun_always=queryset.query.is_sliced,
-            columns=frozenset(f.name for f in concrete_fields(queryset.model)),
+            columns=_columns(queryset.model),
             term=term,
             via=via,
             compiled=compiled,
@@ -419,6 +405,54 @@ def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, An
         for rows, result in zip(each, results, strict=True):
             result.append({to_id(row[0]): documents[to_id(row[0])] for row in rows})
     return results
+
+
+#: What `_shape` found, by registry and read plan: querysets of one SQL text but for its
+#: parameters (ten thousand observers of `BooksByAuthor`) have the same tables and joins.
+_shapes: dict[tuple[Registry, ReadPlan], tuple[type[Collection], frozenset[str]]] = {}
+
+
+def _shape(
+    registry: Registry, where: str, queryset: models.QuerySet[Any]
+) -> tuple[type[Collection], frozenset[str]]:
+    """What a queryset's SQL alone decides of how to follow it: its collection, and the
+    collections of joined tables whose changes mean running it again. PublicationError
+    if dddp cannot follow it; a warning if it joins a table no Collection publishes."""
+    problems = queryset_problems(registry, where, queryset)
+    if problems:
+        raise PublicationError(str(problems[0]))
+    collection = registry.collection_for_model(queryset.model)
+    assert collection is not None  # (queryset_problems says so)
+    related = set()
+    for alias in joined_aliases(queryset.query):
+        sender = collection_sending(registry, queryset.query.alias_map[alias].table_name)
+        if sender is not None:
+            related.add(sender.collection_name())
+    # The queryset's own changes are matched row by row, not by re-running it (its
+    # many-to-many tables' changes arrive as its own changes), unless it joins its
+    # own rows again: then one row's change can bring others in or out (an author's
+    # new book titled x, for `author__books__title=x`).
+    if not _joins_own_rows(queryset):
+        related.discard(collection.collection_name())
+    for table in unpublished_tables(registry, queryset):  # dddp.W002 at start-up
+        logger.warning(
+            "%s filters through table %s, which no Collection publishes: "
+            "its changes reach subscribers only when the publication's own rows change",
+            where,
+            table,
+        )
+    return collection, frozenset(related)
+
+
+_model_columns: dict[type[models.Model], frozenset[str]] = {}
+
+
+def _columns(model: type[models.Model]) -> frozenset[str]:
+    """The names of the model's own (non-m2m) fields (one set per model)."""
+    columns = _model_columns.get(model)
+    if columns is None:
+        columns = _model_columns[model] = frozenset(f.name for f in concrete_fields(model))
+    return columns
 
 
 def _joins_own_rows(queryset: models.QuerySet[Any]) -> bool:

@@ -170,3 +170,13 @@ def test_a_read_reaching_a_chunk_is_read_again_by_django_in_chunks(monkeypatch: 
     alone = [read_by_django(observer) for observer in observers]
     assert [observer.read() for observer in observers] == alone
     assert read_together(observers) == alone  # (12 rows together: each is read alone)
+
+
+def test_observers_of_one_shape_share_what_its_sql_decides_and_others_find_their_own() -> None:
+    """Its collection and the joined collections whose changes re-run it are found once
+    per read plan: ten thousand observers of one publication shape share them."""
+    by_email = querying(lambda email: Book.objects.filter(author__email=email, tags__name="x"))
+    first, second = (observed(by_email, email).queries[0] for email in ("a@x", "b@x"))
+    assert first.related == {"testapp.author", "testapp.tag"} and first.related is second.related
+    (plain,) = observed(querying(ordered_books), 1).queries
+    assert plain.related == frozenset() and plain.name == first.name == "testapp.book"
