@@ -89,11 +89,9 @@ def serve_upgrade(app: Any, sock: Any, address: Any, head: bytes, server_environ
         app.origins.check(environ)
     except Refusal:
         return False  # refused by pywsgi's way, which says so in the log
-    try:  # (the transport sets TCP_NODELAY; Nagle's algorithm never holds a first write)
-        sock.sendall(switching_protocols(headers["sec-websocket-key"]))
-    except OSError:
-        return True  # the client is gone: nothing to serve
     kind, start = endpoint
     client = f"{environ['REMOTE_ADDR']}:{environ['REMOTE_PORT']}"
-    start(kind(sock.detach(), client, app.max_message_size), environ, head[end + 4 :])
-    return True
+    transport = kind(sock.detach(), client, app.max_message_size)
+    if transport.write_head(switching_protocols(headers["sec-websocket-key"])):
+        start(transport, environ, head[end + 4 :])
+    return True  # (if the client is gone, the transport closed its socket: nothing to serve)

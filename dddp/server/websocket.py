@@ -158,6 +158,11 @@ class WebSocketTransport:
             raise TransportClosed("transport closed")
         return len(self._pending)
 
+    def write_head(self, data: bytes) -> bool:
+        """Send bytes that are not a frame, before any: the 101 of an upgrade taken the short
+        way (dddp.server.upgrades), in one send on the bare socket. False if it is gone."""
+        return self._send_now(data)
+
     @property
     def pending_bytes(self) -> int:
         return len(self._pending)
