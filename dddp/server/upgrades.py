@@ -11,8 +11,9 @@ response of four lines that the server's own transport then replaces.
 upgrade it fully understands (`dddp.server.heads`, then RFC 6455 4.2.1: `GET`
 over HTTP/1.1 at a path where a WebSocket is served, `Upgrade: websocket`,
 `Connection` with `upgrade`, version 13, a 16-byte key, no body), that the
-host and origin policy accepts (`dddp.server.origins`): it writes the 101 and
-hands the socket, with what the client sent after its head, to the session.
+host and origin policy accepts (`dddp.server.origins`): the session's transport
+takes the socket, writes the 101 on it (one send), and the session starts with
+what the client sent after its head.
 Everything else, refusals included, is left unread for pywsgi's way, which
 answers it as before (`dddp.server.handler`). The 101 is byte for byte the one
 gevent-websocket writes; the session is the same either way.
