@@ -33,3 +33,47 @@ def test_freed_memory_in_the_middle_of_the_heap_is_given_back(monkeypatch: pytes
         trimmer.kill()
     assert before - resident_bytes() > 32 << 20
     assert len(kept) == 1_000
+
+
+class FakeLibc:
+    """glibc's two calls the trimmer makes: its heap's free bytes are set by the test, and
+    a trim gives back what it can (`returnable`)."""
+
+    def __init__(self) -> None:
+        self.free = 0
+        self.returnable = 0
+        self.trims = 0
+
+    def mallinfo2(self) -> object:
+        return type("Info", (), {"fordblks": self.free})()
+
+    def malloc_trim(self, _pad: int) -> int:
+        self.trims += 1
+        self.free -= self.returnable
+        self.returnable = 0
+        return 1
+
+
+def test_free_memory_a_trim_cannot_give_back_sets_off_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trim runs a full pass of the cyclic collector (half a second with 10,000 clients):
+    only memory freed since the last trim, not fragments it left, may set off the next."""
+    monkeypatch.setattr(heap, "TRIM_INTERVAL", 0.01)
+    monkeypatch.setattr(heap, "TRIM_FREE_BYTES", 100)
+    collections: list[None] = []
+    monkeypatch.setattr(heap.gc, "collect", lambda *args: collections.append(None))
+    libc = FakeLibc()
+    trimmer = gevent.spawn(heap._trim_now_and_then, libc)
+    try:
+        libc.free, libc.returnable = 500, 200  # a burst closed: 300 stay free, in fragments
+        gevent.sleep(0.1)
+        assert (libc.trims, len(collections), libc.free) == (1, 1, 300)
+        libc.free = 350  # a little more freed: not enough
+        gevent.sleep(0.05)
+        assert libc.trims == 1
+        libc.free = 150  # the free memory is reused, then more than TRIM_FREE_BYTES freed
+        gevent.sleep(0.05)
+        libc.free = 300
+        gevent.sleep(0.05)
+        assert (libc.trims, len(collections)) == (2, 2)
+    finally:
+        trimmer.kill()
