@@ -104,8 +104,10 @@ class Client:
         params: list[Any],
         on_done: Callable[[Client], None],
         resume: str | None = None,
+        hold: bool = False,
     ) -> None:
-        """`resume`: a login token, to log in with (DDP kinds) before subscribing."""
+        """`resume`: a login token, to log in with (DDP kinds) before subscribing; `hold`:
+        once connected (and logged in), wait in state "held" for `subscribe`."""
         if kind not in KINDS:
             raise ValueError(f"unknown client kind {kind!r}")
         self.kind = kind
@@ -117,6 +119,7 @@ class Client:
         self.publication = publication
         self.params = params
         self.resume = resume
+        self.hold = hold
         self.on_done: Callable[[Client], None] | None = on_done
         self.state = "connecting"
         self.buffer = bytearray()  # until live: bytes not yet parsed into frames
@@ -283,14 +286,26 @@ class Client:
         elif kind == "connected" or (
             kind == "result" and message.get("id") == "login" and "result" in message
         ):
-            self.state = "sub"
-            self.sub_sent = time.time()
-            self._send({"msg": "sub", "id": "s", "name": self.publication, "params": self.params})
+            if self.hold:
+                self.state = "held"
+                self._done()
+            else:
+                self._subscribe()
         elif kind == "ready":
             self.ready_at = now
             self._go_live()
         elif kind in ("nosub", "error", "failed", "result"):  # a result here: the login's error
             self._end(f"the server answered {payload[:200]!r}")
+
+    def subscribe(self, on_done: Callable[[Client], None]) -> None:
+        """Subscribe a held client; `on_done(client)` once it is live or has ended."""
+        self.on_done = on_done
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        self.state = "sub"
+        self.sub_sent = time.time()
+        self._send({"msg": "sub", "id": "s", "name": self.publication, "params": self.params})
 
     def _go_live(self) -> None:
         self.state = "live"
@@ -399,10 +414,12 @@ class Worker:
         publication: str = "AllTicks",
         resumes: list[str] | None = None,
         params: list[list[Any]] | None = None,
+        hold: bool = False,
     ) -> None:
         """Open `count` clients, `concurrency` at a time (a burst overflows the listen backlog);
         with `resumes`, each logs in with the next token of it before subscribing; with
-        `params`, each subscribes with the next parameters of it."""
+        `params`, each subscribes with the next parameters of it; with `hold`, each waits,
+        connected, for `subscribe_held`."""
         self.open_order = {
             "kind": kind,
             "address": (host, port),
@@ -410,6 +427,7 @@ class Worker:
             "publication": publication,
             "resumes": list(resumes or []),
             "params": list(params or []),
+            "hold": hold,
         }
         self.open_result = {"opened": 0, "failures": Counter[str](), "started": time.monotonic()}
         self.to_open = count
@@ -423,13 +441,20 @@ class Worker:
         resume = order["resumes"].pop() if order["resumes"] else None
         params = order["params"].pop() if order["params"] else []
         client = Client(
-            order["kind"], order["address"], self.window, order["publication"], params, self.opened, resume
+            order["kind"],
+            order["address"],
+            self.window,
+            order["publication"],
+            params,
+            self.opened,
+            resume,
+            order["hold"],
         )
         self.add(client, time.monotonic() + order["timeout"])
 
     def opened(self, client: Client) -> None:
         self.opening.pop(client, None)
-        if client.state == "live":
+        if client.state in ("live", "held"):
             self.open_result["opened"] += 1
             self.clients.append(client)
         else:
@@ -478,6 +503,8 @@ class Worker:
             )
         elif name == "ready_time":
             self.ready_time(*args)
+        elif name == "subscribe":
+            self.subscribe_held()
         elif name == "drop":
             self.drop()
             self.pipe.send(None)
@@ -513,6 +540,27 @@ class Worker:
             "oldest_newest": min((c.newest for c in live), default=float("inf")),
             "dropped": dict(Counter(c.ended for c in self.clients if c.ended is not None)),
         }
+
+    def subscribe_held(self) -> None:
+        """Every held client subscribes at once; the reply comes once each is live or ended."""
+        held = [client for client in self.clients if client.state == "held"]
+        result: dict[str, Any] = {"subscribed": 0, "failures": Counter[str](), "waiting": len(held)}
+        started = time.monotonic()
+
+        def done(client: Client) -> None:
+            result["waiting"] -= 1
+            if client.state == "live":
+                result["subscribed"] += 1
+            else:
+                result["failures"][client.ended or "?"] += 1
+            if result["waiting"] == 0:
+                reply = {"subscribed": result["subscribed"], "failures": dict(result["failures"])}
+                self.pipe.send({**reply, "seconds": time.monotonic() - started})
+
+        for client in held:
+            client.subscribe(done)
+        if not held:
+            self.pipe.send({"subscribed": 0, "failures": {}, "seconds": 0.0})
 
     def ready_time(self, host: str, port: int, run: int, timeout: float) -> None:
         """A fresh client subscribes to AllBulks: seconds from `sub` sent to `ready` received."""
@@ -576,10 +624,12 @@ class Clients:
         publication: str = "AllTicks",
         resumes: list[str] | None = None,
         params: list[list[Any]] | None = None,
+        hold: bool = False,
     ) -> dict[str, Any]:
         """Open clients until `total` are held, spread evenly over the processes; with
         `resumes` (one login token per new client), each logs in before subscribing; with
-        `params` (one list per new client), each subscribes with its own."""
+        `params` (one list per new client), each subscribes with its own; with `hold`,
+        each waits, connected, for `subscribe_held`."""
         more = total - self.count
         shares = [more // len(self.pipes) + (i < more % len(self.pipes)) for i in range(len(self.pipes))]
         tokens = list(resumes or [])
@@ -589,8 +639,8 @@ class Clients:
             my_params, each_params = each_params[:share], each_params[share:]
             per_pipe = max(1, concurrency // len(self.pipes))
             extra: tuple[Any, ...] = ()  # xhr workers: none
-            if resumes or publication != "AllTicks" or params:
-                extra = (publication, mine, my_params)
+            if resumes or publication != "AllTicks" or params or hold:
+                extra = (publication, mine, my_params, hold)
             pipe.send(("open", kind, host, port, share, per_pipe, 30.0, *extra))
         opened, failures, seconds = 0, Counter[str](), 0.0
         for pipe in self.pipes:
@@ -602,6 +652,18 @@ class Clients:
             seconds = max(seconds, reply["seconds"])
         self.count += opened
         return {"opened": opened, "failures": dict(failures), "seconds": seconds}
+
+    def subscribe_held(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Every held client subscribes at once: how many are live, the failures, and the
+        seconds from the first sub sent to the last `ready` received."""
+        started = time.monotonic()
+        replies = self._all("subscribe", timeout=timeout)
+        failures = sum((Counter(r["failures"]) for r in replies), Counter[str]())
+        return {
+            "subscribed": sum(r["subscribed"] for r in replies),
+            "failures": dict(failures),
+            "seconds": time.monotonic() - started,
+        }
 
     def window(self, start: float, end: float) -> None:
         self._all("window", start, end)

@@ -24,9 +24,11 @@ commit-to-client sample.
   observer of its email, found by the author's books, read in one query per
   batch; the concerned observer reads its books again. Same targets.
 
-Per rung: the time for the N clients to connect and be `ready` (50 at a time),
-the seconds until the server settled after that (a second with under 20 ms of
-CPU; it is still busy for a while after thousands of connections), then
+Per rung: the time for the N clients to connect (WebSocket and DDP `connect`,
+50 at a time), then, once the server has settled, for all of them to subscribe at
+once, each with its own parameters, until the last `ready`; the seconds until the
+server settled after that (a second with under 20 ms of CPU; it is still busy for
+a while after thousands of connections), then
 p50/p99/max, the server's CPU per write, its CPU with the clients connected
 and nothing written (3 s before the writes: "idle CPU", ms per second), the
 CPU per write net of that (CPU/write - idle / rate), and the database
@@ -116,9 +118,17 @@ def rung(
     count = len(params)
     note(f"{publication}, {count} clients")
     writer.call("use_books", count)
-    opened = clients.grow("ddp", HOST, server.port, count, publication=publication, params=params[::-1])
+    # Connected first (50 at a time), then every client subscribes at once: the issue's
+    # "subscribing many at once", timed from the first sub sent to the last `ready`.
+    opened = clients.grow(
+        "ddp", HOST, server.port, count, publication=publication, params=params[::-1], hold=True
+    )
     if opened["failures"] or clients.count != count:
         raise SystemExit(f"opened {clients.count} of {count}: {opened['failures']}")
+    settle(server)
+    subscribed = clients.subscribe_held()
+    if subscribed["failures"] or subscribed["subscribed"] != count:
+        raise SystemExit(f"subscribed {subscribed['subscribed']} of {count}: {subscribed['failures']}")
     observers = server.observers().get("by_publication", {}).get(publication, 0)
     # For some seconds after thousands of connections, the server is still busy with
     # their aftermath (it was 30 ms/s for 10 s after 10,000, charged to the writes
@@ -143,7 +153,8 @@ def rung(
                 **figures,
                 "clients": count,
                 "observers": observers,
-                "ready_s": opened["seconds"],
+                "connect_s": opened["seconds"],
+                "subscribe_s": subscribed["seconds"],
                 "idle_cpu_ms_per_s": idle_ms_per_s,
                 "settled_s": settled,
                 "cpu_ms_per_write_net": figures["cpu_ms_per_write"] - idle_ms_per_s / args.rate,
@@ -171,13 +182,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"{args.rate:g} writes/s, {args.seconds:g} s per rung, each write concerning one client, "
         f"machine busy before: {results['config']['machine_busy_before']:.0%}",
         "",
-        "publication              N   observers  ready    p50 ms   p99 ms   max ms  CPU/write  "
+        "publication              N   observers  connect  subscribe  p50 ms   p99 ms   max ms  CPU/write  "
         "settled  idle CPU  net CPU/write  other tx/write  received/owed",
     ]
     for publication, ladder in results["ladders"].items():
         for one in ladder:
             lines.append(
-                f"{publication:<22} {one['clients']:>5}  {one['observers']:>9}  {one['ready_s']:5.1f} s"
+                f"{publication:<22} {one['clients']:>5}  {one['observers']:>9}  {one['connect_s']:5.1f} s"
+                f"  {one['subscribe_s']:7.1f} s"
                 f"  {one['p50_ms']:7.1f}  {one['p99_ms']:7.1f}  {one['max_ms']:7.1f}"
                 f"  {one['cpu_ms_per_write']:6.2f} ms  {one['settled_s']:5.1f} s"
                 f"  {one['idle_cpu_ms_per_s']:4.0f} ms/s"
@@ -200,14 +212,16 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                 f"CPU/write {cpu:.2f}x (target <= {cpu_target}x: {'PASS' if cpu <= cpu_target else 'FAIL'}), "
                 f"net of idle {net:.2f}x"
             )
-    top = results["ladders"].get("BooksByAuthor", [])
-    if top and top[-1]["clients"] >= 10_000:
-        seconds = top[-1]["ready_s"]
-        verdict = "PASS" if seconds <= 10 else "FAIL"
-        lines.append(
-            f"{top[-1]['clients']} clients with distinct parameters ready in {seconds:.1f} s"
-            f" (target 10 s: {verdict})"
-        )
+    for publication, ladder in results["ladders"].items():
+        if ladder and ladder[-1]["clients"] >= 10_000 and "/" not in publication:
+            top = ladder[-1]
+            seconds = top["subscribe_s"]
+            verdict = "PASS" if seconds <= 10 else "FAIL"
+            lines.append(
+                f"{publication}: {top['clients']} connected clients subscribing at once with distinct "
+                f"parameters, all ready in {seconds:.1f} s (target 10 s: {verdict}); "
+                f"connecting them took {top['connect_s']:.1f} s before"
+            )
     return "\n".join(lines)
 
 
