@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -393,37 +394,53 @@ def _joined_term(queryset: models.QuerySet[Any], lookup: Any, alias: str | None)
     if own is None:
         return None
     field = lhs.target
+    joined = link.related_model
+    assert joined is not None and not isinstance(joined, str)  # (a resolved foreign key)
+    only_through = _joins_only_through(queryset.query, lhs.alias, joined)
+    current, through = _joined_readers(model, link, field, queryset.db, only_through)  # type: ignore[arg-type]
+    where = queryset.query.where
+    whole = where.children == [lookup] and joined_aliases(queryset.query) == [lhs.alias]
+    return IndexTerm(f"{link.name}__{field.name}", own.values, own.key, current, through, whole)
+
+
+@functools.lru_cache(maxsize=1024)
+def _joined_readers(
+    model: type[models.Model],
+    link: models.ForeignKey[Any, Any],
+    field: models.Field[Any, Any],
+    using: str,
+    only_through: bool,
+) -> tuple[Callable[[list[str]], dict[str, Hashable]], Through | None]:
+    """A joined term's readers (`IndexTerm.current`, and `Through` when the term's join is
+    the only one to the joined rows): the same for every observer of one queryset shape,
+    whatever its values, so made once for all of them."""
     path = f"{link.name}__{field.name}"
-    key = own.key
-    using = queryset.db
+    key = _sort_key(field)
 
     def current(doc_ids: list[str]) -> dict[str, Hashable]:
         pks = [document_pk(model, doc_id) for doc_id in doc_ids]
         rows = model._base_manager.using(using).filter(pk__in=pks).values_list("pk", path)
         return {document_id(pk): key(_as_document_value(field, raw)) for pk, raw in rows if raw is not None}
 
-    through = None
+    if not only_through:
+        return current, None
     joined = link.related_model
-    assert joined is not None and not isinstance(joined, str)  # (a resolved foreign key)
-    if _joins_only_through(queryset.query, lhs.alias, joined):
+    assert joined is not None and not isinstance(joined, str)
 
-        def referring(joined_ids: list[str]) -> dict[str, dict[str, Hashable | None]]:
-            pks = [document_pk(joined, joined_id) for joined_id in joined_ids]
-            rows = (
-                model._base_manager.using(using)
-                .filter(**{f"{link.name}__pk__in": pks})
-                .values_list("pk", f"{link.name}__pk", path)
-            )
-            found: dict[str, dict[str, Hashable | None]] = {}
-            for pk, joined_pk, raw in rows:
-                value = key(_as_document_value(field, raw)) if raw is not None else None
-                found.setdefault(document_id(joined_pk), {})[document_id(pk)] = value
-            return found
+    def referring(joined_ids: list[str]) -> dict[str, dict[str, Hashable | None]]:
+        pks = [document_pk(joined, joined_id) for joined_id in joined_ids]
+        rows = (
+            model._base_manager.using(using)
+            .filter(**{f"{link.name}__pk__in": pks})
+            .values_list("pk", f"{link.name}__pk", path)
+        )
+        found: dict[str, dict[str, Hashable | None]] = {}
+        for pk, joined_pk, raw in rows:
+            value = key(_as_document_value(field, raw)) if raw is not None else None
+            found.setdefault(document_id(joined_pk), {})[document_id(pk)] = value
+        return found
 
-        through = Through(joined._meta.db_table, referring)
-    where = queryset.query.where
-    whole = where.children == [lookup] and joined_aliases(queryset.query) == [lhs.alias]
-    return IndexTerm(path, own.values, key, current, through, whole)
+    return current, Through(joined._meta.db_table, referring)
 
 
 def _joins_only_through(query: Any, alias: str, joined: type[models.Model]) -> bool:

@@ -454,6 +454,14 @@ def test_of_several_conditions_the_key_then_a_relation_then_a_column_is_the_term
     assert term is not None and term.values == {document_id(world.g1.pk), document_id(world.g2.pk)}
 
 
+def test_joined_terms_of_one_shape_share_their_readers_and_keep_their_own_values(world: World) -> None:
+    """Ten thousand `author__email=` observers hold one pair of readers, not one each."""
+    one, two = (index_term(Sample.objects.filter(group__name=name)) for name in ("one", "two"))
+    assert one is not None and two is not None and one.values != two.values
+    assert one.current is two.current and one.through is two.through
+    assert one.current([document_id(world.sample(1).pk)]) == {document_id(world.sample(1).pk): "one"}
+
+
 # --- through a join: a joined row's changes find the rows referring to it -------------------
 
 
