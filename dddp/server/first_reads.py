@@ -7,9 +7,9 @@ on one of LOADERS greenlets. Here the reads that wait for a loader, of
 observers whose SQL is the same but for its parameters (`read_shape`), are
 read together (`read_together`): one statement per queryset for up to
 MAX_TOGETHER observers, as Hasura answers many subscriptions' variables with
-one query. Nothing waits on purpose: while
-the loaders are idle each read runs at once, alone; when they are busy, the
-reads that queue meanwhile go together.
+one query. Nothing waits on purpose: while the loaders are idle each read runs
+at once, alone; when they are busy, the reads that queue meanwhile go together
+(as they do when many clients subscribe at once).
 
 Each observer's channels are LISTENed before it asks for its read (see
 `dddp.server.hub`), so before the query that reads it starts, together or not.
