@@ -9,9 +9,11 @@ process stayed 30 MiB, 1.5 times, above its size before the burst).
 
 A greenlet checks the heap every TRIM_INTERVAL seconds and, when TRIM_FREE_BYTES
 more of it are free than after its last trim (or than the least it has seen
-free since, once the free memory was reused), runs the cyclic collector (what
-closed connections left in reference cycles) and asks glibc (`malloc_trim`)
-to give back every free page. Nothing where the C library is not glibc (the
+free since, once the free memory was reused), and the free memory has stayed
+about the same since its previous look (a burst is over: while one goes on,
+what it frees it reuses), runs the cyclic collector (what closed connections
+left in reference cycles) and asks glibc (`malloc_trim`) to give back every
+free page. Nothing where the C library is not glibc (the
 trimmer does not start).
 
 The collector's full pass walks every object the process holds: half a second
@@ -76,17 +78,22 @@ def start_heap_trimmer() -> gevent.Greenlet | None:
 
 def _trim_now_and_then(libc: Any) -> None:
     left = 0  # free bytes after the last trim, or the fewest seen since
+    before = 0  # free bytes at the last look
     while True:
         gevent.sleep(TRIM_INTERVAL)
         free = free_heap_bytes(libc)
-        if free - left <= TRIM_FREE_BYTES:
+        settled = abs(free - before) < TRIM_FREE_BYTES // 4  # no burst going on
+        before = free
+        if free - left <= TRIM_FREE_BYTES or not settled:
+            # (Trimming during a burst was a full collection in the middle of 10,000
+            # subscriptions, half a second, for memory the burst then reused.)
             left = min(left, free)
             continue
         # What closed connections left in reference cycles first (their greenlets,
         # handlers and sockets): Python's arenas it empties go back too.
         gc.collect()
         libc.malloc_trim(0)
-        left = free_heap_bytes(libc)
+        left = before = free_heap_bytes(libc)
         logger.debug(
             "gave back freed memory: %.1f MiB were free in the heap, %.1f MiB are",
             free / 2**20,

@@ -77,3 +77,22 @@ def test_free_memory_a_trim_cannot_give_back_sets_off_no_other(monkeypatch: pyte
         assert (libc.trims, len(collections)) == (2, 2)
     finally:
         trimmer.kill()
+
+
+def test_no_trim_while_a_burst_goes_on_one_once_it_is_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the free memory keeps changing, a burst is going on and reuses what it frees:
+    a trim then (a full collection in the middle of 10,000 subscriptions) gives nothing back."""
+    monkeypatch.setattr(heap, "TRIM_INTERVAL", 0.01)
+    monkeypatch.setattr(heap, "TRIM_FREE_BYTES", 100)
+    monkeypatch.setattr(heap.gc, "collect", lambda *args: None)
+    libc = FakeLibc()
+    trimmer = gevent.spawn(heap._trim_now_and_then, libc)
+    try:
+        for step in range(1, 31):  # more freed three times per look
+            libc.free = 1000 + 200 * step
+            gevent.sleep(0.003)
+        assert libc.trims == 0
+        gevent.sleep(0.05)  # the burst is over: the free memory stays where it is
+        assert libc.trims == 1
+    finally:
+        trimmer.kill()
