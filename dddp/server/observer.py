@@ -403,7 +403,8 @@ def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, An
         documents = _documents(first, [row for rows in each for row in rows], first.compiled.plan.alias)
         to_id = id_reader(first.queryset.model)
         for rows, result in zip(each, results, strict=True):
-            result.append({to_id(row[0]): documents[to_id(row[0])] for row in rows})
+            ids = [to_id(row[0]) for row in rows]
+            result.append({doc_id: documents[doc_id] for doc_id in ids})
     return results
 
 
