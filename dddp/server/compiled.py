@@ -94,17 +94,18 @@ def compile_queries(returned: Any) -> list[CompiledQuery] | None:
 
 def compile_queryset(queryset: models.QuerySet[Any]) -> CompiledQuery:
     label = queryset.model._meta.label
-    compiler = queryset.query.get_compiler(using=queryset.db)
+    using = queryset.db  # (the router's answer: asked once)
+    compiler = queryset.query.get_compiler(using=using)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return CompiledQuery(label, EMPTY, (), None)
-    return CompiledQuery(label, sql, tuple(params), _plan(queryset, compiler, sql))
+    return CompiledQuery(label, sql, tuple(params), _plan(queryset, using, compiler, sql))
 
 
-def _plan(queryset: models.QuerySet[Any], compiler: Any, sql: str) -> ReadPlan | None:
+def _plan(queryset: models.QuerySet[Any], using: str, compiler: Any, sql: str) -> ReadPlan | None:
     """The read plan of a compiled queryset, if its SQL selects exactly its model's columns."""
-    key = (queryset.db, queryset.model._meta.label, sql)
+    key = (using, queryset.model._meta.label, sql)
     plan = _plans.get(key)
     if plan is not None:
         return plan
@@ -122,7 +123,7 @@ def _plan(queryset: models.QuerySet[Any], compiler: Any, sql: str) -> ReadPlan |
     converters = compiler.get_converters([expression for expression, _sql, _alias in compiler.select])
     columns = [selected.index(name) for name in wanted]
     plan = ReadPlan(
-        alias=queryset.db,
+        alias=using,
         sql=sql,
         picks=_picker(columns),
         tagged_picks=_picker([column + 1 for column in columns]),
