@@ -21,6 +21,19 @@ many subscribers' variables with one: their SQLs joined by UNION ALL, each row
 tagged with its observer's number. Each branch is its observer's own query,
 so PostgreSQL returns exactly what each would read alone, joins, NULLs and
 three-valued logic included.
+
+Most subscriptions are of a shape already compiled: the same publication with
+other parameters. Of such a queryset only the WHERE clause is compiled (the
+select list, joins and ordering were a third of the compiler's work), and the
+rest of its SQL is the shape's (`_Shape`). Two querysets are of one shape when
+everything Django's compiler reads of them but the WHERE clause is equal
+(`_shape_key`): their model, their joins as they stand (tables, aliases, join
+types, reference counts) and a short list of plain settings (ordering,
+distinct); anything else set on a query (annotations, extra, slices, deferred
+fields, select_related, ...) gives no shape, and the whole queryset is compiled
+each time, as before. The WHERE clause is always compiled in full, because
+its text depends on the values (`flag=False` is `NOT "flag"`, `num__in=[1, 2]`
+has two placeholders, `x=None` is `IS NULL`).
 """
 
 from __future__ import annotations
@@ -30,9 +43,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connections, models
 from django.db.models.expressions import Col
+from django.db.models.sql.datastructures import BaseTable, Join
 
 from dddp.documents import value_attnames
 
@@ -76,6 +90,44 @@ class CompiledQuery:
 _plans: dict[tuple[str, str, str], ReadPlan] = {}
 
 
+@dataclass(frozen=True, eq=False)
+class _Shape:
+    """The SQL of every queryset of one shape, but for its WHERE clause; and its read plan's
+    parts (each SQL text gets its own `ReadPlan`, as `read_together` needs)."""
+
+    head: str  # up to and including "WHERE "
+    tail: str  # after the WHERE clause
+    model: Any
+    picks: Callable[[Sequence[Any]], tuple[Any, ...]]
+    tagged_picks: Callable[[Sequence[Any]], tuple[Any, ...]]
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+
+
+_shapes: dict[tuple[Any, ...], _Shape] = {}
+
+#: What `_shape_key` reads of a query's attributes (`Query.__dict__`: a fresh query has
+#: only its first few; setting any other, `order_by("x")` for one, adds it there):
+#: build-time bookkeeping that the compiler does not read;
+_BOOKKEEPING = frozenset({"where", "used_aliases", "_lookup_joins", "filter_is_sticky"})
+#: ones that give a shape only when empty;
+_EMPTY_ONLY = frozenset(
+    {
+        "annotations",
+        "extra",
+        "extra_order_by",
+        "distinct_fields",
+        "external_aliases",
+        "_filtered_relations",
+        "_annotation_select_cache",
+        "_extra_select_cache",
+    }
+)
+#: and plain settings, part of the shape by value. Any other attribute gives no shape.
+_SETTINGS = frozenset(
+    {"model", "alias_cols", "base_table", "order_by", "default_ordering", "standard_ordering", "distinct"}
+)
+
+
 def compile_queries(returned: Any) -> list[CompiledQuery] | None:
     """Each queryset compiled, or None: not a list of querysets, or one that does not
     compile (the observer's own checks then say what is wrong)."""
@@ -95,12 +147,104 @@ def compile_queries(returned: Any) -> list[CompiledQuery] | None:
 def compile_queryset(queryset: models.QuerySet[Any]) -> CompiledQuery:
     label = queryset.model._meta.label
     using = queryset.db  # (the router's answer: asked once)
-    compiler = queryset.query.get_compiler(using=using)
+    query = queryset.query
+    key = _shape_key(query, using)  # (before compiling: as_sql may add joins for an ordering)
+    try:
+        shape = None if key is None else _shapes.get(key)
+    except TypeError:  # (a join field that cannot be hashed)
+        key = shape = None
+    if shape is not None:
+        try:
+            where, params = query.get_compiler(using=using).compile(query.where)
+        except EmptyResultSet:  # (as as_sql raises it)
+            return CompiledQuery(label, EMPTY, (), None)
+        except FullResultSet:
+            where = ""  # no WHERE clause: compiled in full below
+        if where:
+            sql = shape.head + where + shape.tail
+            return CompiledQuery(label, sql, tuple(params), _shape_plan(shape, using, sql))
+    compiler = query.get_compiler(using=using)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return CompiledQuery(label, EMPTY, (), None)
-    return CompiledQuery(label, sql, tuple(params), _plan(queryset, using, compiler, sql))
+    plan = _plan(queryset, using, compiler, sql)
+    if key is not None and shape is None and plan is not None:
+        _learn_shape(key, query, using, sql, params, plan)
+    return CompiledQuery(label, sql, tuple(params), plan)
+
+
+def _shape_key(query: Any, using: str) -> tuple[Any, ...] | None:
+    """What the compiler reads of the query but its WHERE clause, or None (no shape)."""
+    key: list[Any] = [using]
+    for name, value in query.__dict__.items():
+        if name in _BOOKKEEPING:
+            continue
+        if name in _EMPTY_ONLY:
+            if value:
+                return None
+        elif name == "alias_map":
+            tables: list[tuple[Any, ...]] = []
+            for table in value.values():
+                if type(table) is Join and table.filtered_relation is None:
+                    tables.append(
+                        (
+                            table.table_name,
+                            table.parent_alias,
+                            table.table_alias,
+                            table.join_type,
+                            table.join_field,
+                            table.nullable,
+                        )
+                    )
+                elif type(table) is BaseTable:
+                    tables.append((table.table_name, table.table_alias))
+                else:
+                    return None
+            key.append((name, tuple(tables)))
+        elif name == "alias_refcount":
+            key.append((name, tuple(value.items())))
+        elif name == "table_map":
+            key.append((name, tuple((table, tuple(aliases)) for table, aliases in value.items())))
+        elif name in _SETTINGS:
+            if type(value) is tuple and not all(type(item) is str for item in value):
+                return None  # (an ordering by an expression)
+            key.append((name, value))
+        else:
+            return None
+    where = query.where
+    if where.contains_aggregate or where.contains_over_clause:
+        return None  # (split into HAVING or QUALIFY)
+    return tuple(key)
+
+
+def _learn_shape(key: tuple[Any, ...], query: Any, using: str, sql: str, params: Any, plan: ReadPlan) -> None:
+    """Keep the shape of a query compiled in full, when its SQL is exactly a head, its
+    WHERE clause as compiled alone, and a tail, and its only parameters the WHERE's (as
+    many: the others would be before or after them, and a bytes parameter is wrapped in
+    a new object each time)."""
+    try:
+        where, where_params = query.get_compiler(using=using).compile(query.where)
+    except (EmptyResultSet, FullResultSet):
+        return
+    marker = " WHERE " + where
+    if not where or len(where_params) != len(params) or sql.count(marker) != 1:
+        return
+    head, tail = sql.split(marker)
+    if len(_shapes) >= MAX_PLANS:
+        _shapes.clear()
+    _shapes[key] = _Shape(head + " WHERE ", tail, query.model, plan.picks, plan.tagged_picks, plan.converters)
+
+
+def _shape_plan(shape: _Shape, using: str, sql: str) -> ReadPlan:
+    key = (using, shape.model._meta.label, sql)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = ReadPlan(using, sql, shape.picks, shape.tagged_picks, shape.converters)
+        if len(_plans) >= MAX_PLANS:
+            _plans.clear()
+        _plans[key] = plan
+    return plan
 
 
 def _plan(queryset: models.QuerySet[Any], using: str, compiler: Any, sql: str) -> ReadPlan | None:

@@ -19,9 +19,10 @@ from dddp.api import API, Publication
 from dddp.server import compiled as compiled_module
 from dddp.server.compiled import EMPTY, compile_queries, compile_queryset
 from dddp.server.observer import Observer, _run, publication_queries, read_together
+from tests.test_matching import AGREEMENT, DATABASE_DECIDES, Case, World, case
 from tests.test_matching import world as world  # (the fixture: every field type, NULLs)
 from tests.testapp.models import Author, Book, DatedNote, Note, Tag
-from tests.typesapp.models import CharKeyed, CharKeyedProfile, Record, Sample, UuidKeyed
+from tests.typesapp.models import CharKeyed, CharKeyedProfile, Group, Record, Sample, UuidKeyed
 
 pytestmark = pytest.mark.django_db
 
@@ -127,6 +128,85 @@ def test_querysets_of_one_shape_share_one_plan_and_others_do_not() -> None:
     assert one.plan is not None and one.plan is two.plan and one.params != two.params
     other = compile_queryset(Book.objects.filter(author=1, pages=2))
     assert other.plan is not None and other.plan is not one.plan
+
+
+SHAPES = [
+    *AGREEMENT,
+    *DATABASE_DECIDES,
+    # A value that changes the joins: None promotes the join to a LEFT OUTER one.
+    case("join to None", lambda w: Sample.objects.filter(group__name=None)),
+    case("join or None", lambda w: Sample.objects.filter(Q(group__name="one") | Q(group__name=None))),
+    case("joined ordering", lambda w: Sample.objects.filter(num=0).order_by("group__name")),
+    case("joined ordering or None", lambda w: Sample.objects.filter(num=None).order_by("-group__name", "pk")),
+    case("reversed ordering", lambda w: Sample.objects.filter(num=0).order_by("label").reverse()),
+    case("unordered", lambda w: Sample.objects.filter(num=0).order_by()),
+    case("reverse join twice", lambda w: Group.objects.filter(samples__num=0, samples__flag=True)),
+    case("reverse join chained", lambda w: Group.objects.filter(samples__num=0).filter(samples__flag=True)),
+    case("num in three", lambda w: Sample.objects.filter(num__in=[0, 1, 2])),
+    case("evaluated first", lambda w: _evaluated(Sample.objects.filter(num=1).order_by("group__name"))),
+]
+
+
+def _evaluated(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    list(queryset)  # (compiling it once leaves the ordering's join in its query)
+    return queryset.filter(flag=True)
+
+
+def as_django_compiles_it(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except compiled_module.EmptyResultSet:
+        return EMPTY, ()
+    return sql, tuple(params)
+
+
+def plain(params: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(getattr(param, "adapted", param) for param in params)  # (psycopg2's Binary)
+
+
+def plain_compiled(compiled: tuple[str, tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+    return compiled[0], plain(compiled[1])
+
+
+@pytest.mark.usefixtures("world")
+def test_a_queryset_of_a_known_shape_compiles_to_exactly_what_django_compiles_it_to(world: World) -> None:
+    """Only its WHERE clause is compiled; the rest of its SQL is its shape's. Every case of
+    the matching tests, with the shapes of all of them learnt first, so that a shape
+    taken for another's would show."""
+    specs: list[Case] = [param.values[0] for param in SHAPES]
+    compiled_module._shapes.clear()
+    for spec in specs:
+        compile_queryset(spec.build(world))
+    assert len(compiled_module._shapes) >= 10  # (most filter one table: one shape)
+    differing, by_shape = [], 0
+    for spec in specs:
+        queryset = spec.build(world)
+        key = compiled_module._shape_key(queryset.query, queryset.db)
+        by_shape += key in compiled_module._shapes
+        got = compile_queryset(queryset)
+        if (got.sql, plain(got.params)) != plain_compiled(as_django_compiles_it(spec.build(world))):
+            differing.append((spec.id, got.sql, as_django_compiles_it(spec.build(world))[0]))
+    assert not differing, differing
+    assert by_shape > 100
+
+
+def test_a_second_queryset_of_a_shape_compiles_only_its_where_clause(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = compile_queryset(Book.objects.filter(author__email="a@x").order_by("author__name"))
+    compiles: list[Any] = []
+    as_sql = compiled_module.connections["default"].ops.compiler("SQLCompiler").as_sql
+    monkeypatch.setattr(
+        compiled_module.connections["default"].ops.compiler("SQLCompiler"),
+        "as_sql",
+        lambda self, *args, **kwargs: compiles.append(self) or as_sql(self, *args, **kwargs),
+    )
+    second = compile_queryset(Book.objects.filter(author__email="b@x").order_by("author__name"))
+    assert compiles == [] and second.params == ("b@x",) and second.sql == first.sql
+    assert second.plan is first.plan
+    none = compile_queryset(Book.objects.filter(author__email=None).order_by("author__name"))
+    assert compiles == [] and none.params == () and '"testapp_author"."email" IS NULL' in none.sql
+    compile_queryset(Book.objects.annotate(n=F("pages")).filter(author__email="c@x"))  # no shape
+    compile_queryset(Book.objects.filter(author__email="d@x"))  # another: its ordering is not there
+    assert len(compiles) == 2
 
 
 def ordered_books(author: Any) -> QuerySet[Any]:
