@@ -61,6 +61,9 @@ LOADERS = 2
 COALESCE_GAP = 0.002
 COALESCE_WAIT = 0.002
 
+# Calls run back to back for at most this long (seconds) before the loop serves others.
+CALLS_SLICE = 0.002
+
 
 class Hub:
     """Multiplexes subscriptions: one Observer per (publication, params, user)."""
@@ -80,6 +83,7 @@ class Hub:
         self._queue: Queue[tuple[Any, ...]] = Queue()
         self._batches: deque[list[Notification]] = deque()  # received, not yet dispatched
         self._last_batch_done = 0.0
+        self._last_yield = 0.0
         self._reassembler = Reassembler()
         self._fences: dict[str, AsyncResult[None]] = {}
         self._fence_numbers = itertools.count(1)
@@ -251,7 +255,10 @@ class Hub:
                         outcome.set_exception(exc)
                     # Many calls queued (subscribers attaching, each sent its documents)
                     # would otherwise run back to back without the loop serving anyone else.
-                    gevent.sleep(0)
+                    now = time.monotonic()
+                    if now - self._last_yield >= CALLS_SLICE:
+                        gevent.sleep(0)
+                        self._last_yield = time.monotonic()
                 elif command[0] == "reload":
                     self._routes.forget_held()
                     for key, observer in list(self.observers.items()):

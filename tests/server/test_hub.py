@@ -8,6 +8,8 @@ from collections import deque
 from typing import Any
 
 import gevent
+import pytest
+from gevent.event import AsyncResult
 from gevent.queue import Queue
 
 from dddp.server import hub as hub_module
@@ -21,6 +23,7 @@ def idle_hub() -> Any:
     hub._queue = Queue()
     hub._batches = deque()
     hub._last_batch_done = 0.0
+    hub._last_yield = 0.0
     return hub
 
 
@@ -46,6 +49,32 @@ def test_a_batch_goes_ahead_of_the_calls_queued_before_it() -> None:
         hub._received([("c", "2")])
         gevent.joinall([slow, *queued], timeout=2)
         assert order == ["slow call", "batch 1,2", "call 0", "call 1", "call 2"]
+    finally:
+        runner.kill()
+
+
+@pytest.mark.parametrize(
+    ("calls_slice", "expected"),
+    [
+        (10.0, ["call 0", "call 1", "call 2", "other"]),  # within one slice: back to back
+        (0.0, ["call 0", "other", "call 1", "call 2"]),  # the slice used up: the loop's turn
+    ],
+)
+def test_queued_calls_run_back_to_back_for_a_slice_then_the_loop_serves_others(
+    monkeypatch: pytest.MonkeyPatch, calls_slice: float, expected: list[str]
+) -> None:
+    monkeypatch.setattr(hub_module, "CALLS_SLICE", calls_slice)
+    hub = idle_hub()
+    order: list[str] = []
+    runner = gevent.spawn(hub._run)
+    try:
+        gevent.sleep(0)  # the hub waits for its queue
+        hub._last_yield = time.monotonic()
+        for number in range(3):
+            hub._queue.put(("call", order.append, (f"call {number}",), AsyncResult()))
+        gevent.spawn(order.append, "other")
+        gevent.sleep(0.05)
+        assert order == expected
     finally:
         runner.kill()
 
