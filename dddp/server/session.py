@@ -66,6 +66,9 @@ _failures = LogThrottle()  # the same failure, again and again, is logged once p
 
 #: Documents a new subscription merges one by one between turns of the event loop.
 MERGE_SLICE = 1000
+#: A new subscription of at most this many documents is written at once, in the hub's
+#: turn, rather than by a writer greenlet of its own (most have a few).
+WRITE_AT_ONCE = 100
 #: Bytes waiting for the client (queued here or in the transport) past which the
 #: session reads no more from it, until it has taken half of them.
 OUTPUT_PAUSE_BYTES = 1 << 20
@@ -620,7 +623,8 @@ class Session:
         case) is recorded in one step and sent as the snapshot's own texts,
         encoded once for every session. Otherwise each document goes through
         the mergebox, and its texts are made chunk by chunk as the client takes
-        them, letting other greenlets run every MERGE_SLICE documents.
+        them, letting other greenlets run every MERGE_SLICE documents. A few
+        documents (WRITE_AT_ONCE) are written at once.
         """
         queued: list[Iterator[list[str]]] = []
         for collection, docs in snapshot.documents.items():
@@ -638,6 +642,11 @@ class Session:
                 queued.append(chunked(out.to_message() for out in outgoing))
         if queued and not self.closed:
             self.release_held()  # what came before goes first
+            if not self._outbox and sum(map(len, snapshot.documents.values())) <= WRITE_AT_ONCE:
+                for texts in queued:
+                    for batch in texts:
+                        self._write(batch)
+                return
             self._outbox.extend(queued)
             self._start_writer()
 

@@ -13,11 +13,15 @@ The observer keeps only a weak reference. A snapshot lives while some session
 still has its documents to send, and for SNAPSHOT_LINGER seconds from its
 making: subscribers arriving one after another (each sent everything before
 the next comes) share it too, and a big publication's texts are not kept for
-good beside its documents.
+good beside its documents. (One greenlet lets them go in turn: ten thousand
+clients subscribing at once make ten thousand snapshots, and a timed greenlet
+each cost them more than their documents' texts.)
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -44,7 +48,7 @@ class Snapshot:
         # shared, as an observer replaces a document's dict rather than editing it.
         self.documents: Documents = {name: dict(docs) for name, docs in documents.items() if docs}
         self._encodings = {name: _Encoding(name, docs) for name, docs in self.documents.items()}
-        gevent.spawn_later(SNAPSHOT_LINGER, _let_go, self)
+        _linger(self)
 
     def texts(self, collection: str) -> Iterator[SharedBatch]:
         """The collection's `added` texts, in chunks of about CHUNK_BYTES, encoded on first use.
@@ -58,8 +62,29 @@ class Snapshot:
             index += 1
 
 
-def _let_go(snapshot: Snapshot) -> None:
-    """Called SNAPSHOT_LINGER seconds after the snapshot was made: the timer held it until now."""
+#: Snapshots held for SNAPSHOT_LINGER seconds from their making, oldest first, with
+#: when to let each go; and the greenlet that does, while there are any.
+_lingering: deque[tuple[float, Snapshot]] = deque()
+_keeper: list[gevent.Greenlet[Any, Any]] = []
+
+
+def _linger(snapshot: Snapshot) -> None:
+    _lingering.append((time.monotonic() + SNAPSHOT_LINGER, snapshot))
+    if not _keeper:
+        _keeper.append(gevent.spawn(_let_go_in_turn))
+
+
+def _let_go_in_turn() -> None:
+    try:
+        while _lingering:
+            wait = _lingering[0][0] - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)
+            now = time.monotonic()
+            while _lingering and _lingering[0][0] <= now:
+                _lingering.popleft()
+    finally:
+        _keeper.clear()
 
 
 class _Encoding:

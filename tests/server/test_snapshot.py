@@ -6,6 +6,7 @@ database), and real Sessions on the fake transport of test_session.
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 from typing import Any
@@ -18,6 +19,7 @@ from dddp.changes import Change
 from dddp.protocol import messages
 from dddp.server import snapshot as snapshot_module
 from dddp.server.observer import Observer
+from dddp.server.session import WRITE_AT_ONCE
 from dddp.server.snapshot import CHUNK_BYTES, Snapshot
 from tests.server.test_session import FakeTransport, connected
 from tests.testapp.ddp import AllNotes
@@ -91,6 +93,9 @@ def test_subscribers_attaching_before_a_change_share_one_snapshot_and_after_it_g
 
 def test_a_snapshot_is_kept_a_while_after_it_was_sent_then_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot_module, "SNAPSHOT_LINGER", 0.2)
+    # (Not behind the snapshots of the tests before, each kept for the whole 10 s.)
+    monkeypatch.setattr(snapshot_module, "_lingering", collections.deque())
+    monkeypatch.setattr(snapshot_module, "_keeper", [])
     observer = notes_observer(100)
     first, second = FakeTransport(), FakeTransport()
     observer.attach(connected(first), "a")
@@ -103,3 +108,16 @@ def test_a_snapshot_is_kept_a_while_after_it_was_sent_then_let_go(monkeypatch: p
     gevent.sleep(0.3)
     gc.collect()
     assert observer._snapshot is not None and observer._snapshot() is None
+
+
+def test_a_few_documents_are_written_at_once_and_more_by_a_writer_as_the_client_takes_them() -> None:
+    few, more = FakeTransport(), FakeTransport()
+    session = connected(few)
+    notes_observer(WRITE_AT_ONCE).attach(session, "a")
+    assert len(few.received()) == WRITE_AT_ONCE  # before the loop's next turn: no writer greenlet
+    session.send(messages.ready(["a"]))
+    assert few.received()[-1] == {"msg": "ready", "subs": ["a"]}
+    notes_observer(WRITE_AT_ONCE + 1).attach(connected(more), "b")
+    assert more.received() == []
+    gevent.sleep(0)
+    assert len(more.received()) == WRITE_AT_ONCE + 1
