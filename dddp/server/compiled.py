@@ -231,19 +231,18 @@ def _learn_shape(key: tuple[Any, ...], query: Any, using: str, sql: str, params:
     if not where or len(where_params) != len(params) or sql.count(marker) != 1:
         return
     head, tail = sql.split(marker)
-    if len(_shapes) >= MAX_PLANS:
-        _shapes.clear()
-    _shapes[key] = _Shape(head + " WHERE ", tail, query.model, plan.picks, plan.tagged_picks, plan.converters)
+    _keep(
+        _shapes,
+        key,
+        _Shape(head + " WHERE ", tail, query.model, plan.picks, plan.tagged_picks, plan.converters),
+    )
 
 
 def _shape_plan(shape: _Shape, using: str, sql: str) -> ReadPlan:
     key = (using, shape.model._meta.label, sql)
     plan = _plans.get(key)
     if plan is None:
-        plan = ReadPlan(using, sql, shape.picks, shape.tagged_picks, shape.converters)
-        if len(_plans) >= MAX_PLANS:
-            _plans.clear()
-        _plans[key] = plan
+        plan = _keep(_plans, key, ReadPlan(using, sql, shape.picks, shape.tagged_picks, shape.converters))
     return plan
 
 
@@ -273,10 +272,16 @@ def _plan(queryset: models.QuerySet[Any], using: str, compiler: Any, sql: str) -
         tagged_picks=_picker([column + 1 for column in columns]),
         converters=tuple((column, tuple(funcs), expr) for column, (funcs, expr) in converters.items()),
     )
-    if len(_plans) >= MAX_PLANS:
-        _plans.clear()  # (shapes come from code, not from clients: this is rare)
-    _plans[key] = plan
-    return plan
+    return _keep(_plans, key, plan)
+
+
+def _keep(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """`value`, kept in `cache` under `key`; a full cache is emptied first (shapes come
+    from code, not from clients: this is rare)."""
+    if len(cache) >= MAX_PLANS:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _picker(columns: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
