@@ -231,7 +231,7 @@ def _learn_shape(key: tuple[Any, ...], query: Any, using: str, sql: str, params:
     if not where or len(where_params) != len(params) or sql.count(marker) != 1:
         return
     head, tail = sql.split(marker)
-    _keep(
+    keep_bounded(
         _shapes,
         key,
         _Shape(head + " WHERE ", tail, query.model, plan.picks, plan.tagged_picks, plan.converters),
@@ -242,7 +242,9 @@ def _shape_plan(shape: _Shape, using: str, sql: str) -> ReadPlan:
     key = (using, shape.model._meta.label, sql)
     plan = _plans.get(key)
     if plan is None:
-        plan = _keep(_plans, key, ReadPlan(using, sql, shape.picks, shape.tagged_picks, shape.converters))
+        plan = keep_bounded(
+            _plans, key, ReadPlan(using, sql, shape.picks, shape.tagged_picks, shape.converters)
+        )
     return plan
 
 
@@ -272,10 +274,10 @@ def _plan(queryset: models.QuerySet[Any], using: str, compiler: Any, sql: str) -
         tagged_picks=_picker([column + 1 for column in columns]),
         converters=tuple((column, tuple(funcs), expr) for column, (funcs, expr) in converters.items()),
     )
-    return _keep(_plans, key, plan)
+    return keep_bounded(_plans, key, plan)
 
 
-def _keep(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+def keep_bounded(cache: dict[Any, Any], key: Any, value: Any) -> Any:
     """`value`, kept in `cache` under `key`; a full cache is emptied first (shapes come
     from code, not from clients: this is rare)."""
     if len(cache) >= MAX_PLANS:

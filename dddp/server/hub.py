@@ -255,8 +255,7 @@ class Hub:
                         outcome.set_exception(exc)
                     # Many calls queued (subscribers attaching, each sent its documents)
                     # would otherwise run back to back without the loop serving anyone else.
-                    now = time.monotonic()
-                    if now - self._last_yield >= CALLS_SLICE:
+                    if time.monotonic() - self._last_yield >= CALLS_SLICE:
                         gevent.sleep(0)
                         self._last_yield = time.monotonic()
                 elif command[0] == "reload":

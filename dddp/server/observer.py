@@ -48,7 +48,14 @@ from dddp.publication_checks import (
     queryset_problems,
     unpublished_tables,
 )
-from dddp.server.compiled import MAX_PLANS, CompiledQuery, ReadPlan, compile_queries, read_rows, values_rows
+from dddp.server.compiled import (
+    CompiledQuery,
+    ReadPlan,
+    compile_queries,
+    keep_bounded,
+    read_rows,
+    values_rows,
+)
 from dddp.server.compiled import read_together as read_rows_together
 from dddp.server.snapshot import Snapshot
 from dddp.visibility import narrowed
@@ -157,13 +164,11 @@ class Observer:
         if not isinstance(queryset, models.QuerySet):
             raise PublicationError(str(not_a_queryset(where, queryset)))
         plan = compiled.plan if compiled is not None else None
-        found = _shapes.get((self.registry, plan)) if plan is not None else None
+        found = _decided.get((self.registry, plan)) if plan is not None else None
         if found is None:
-            found = _shape(self.registry, where, queryset)
+            found = _what_sql_decides(self.registry, where, queryset)
             if plan is not None:
-                if len(_shapes) >= MAX_PLANS:
-                    _shapes.clear()
-                _shapes[(self.registry, plan)] = found
+                keep_bounded(_decided, (self.registry, plan), found)
         collection, related = found
         term = index_term(queryset)
         via = None
@@ -408,12 +413,12 @@ def read_together(observers: list[Observer]) -> list[list[dict[str, dict[str, An
     return results
 
 
-#: What `_shape` found, by registry and read plan: querysets of one SQL text but for its
+#: What `_what_sql_decides` found, by registry and read plan: querysets of one SQL text but for its
 #: parameters (ten thousand observers of `BooksByAuthor`) have the same tables and joins.
-_shapes: dict[tuple[Registry, ReadPlan], tuple[type[Collection], frozenset[str]]] = {}
+_decided: dict[tuple[Registry, ReadPlan], tuple[type[Collection], frozenset[str]]] = {}
 
 
-def _shape(
+def _what_sql_decides(
     registry: Registry, where: str, queryset: models.QuerySet[Any]
 ) -> tuple[type[Collection], frozenset[str]]:
     """What a queryset's SQL alone decides of how to follow it: its collection, and the
